@@ -97,3 +97,10 @@ class Alphabet:
     def decode(self, indices: list[int]) -> str:
         """Text of already collapsed, blank-free indices."""
         return "".join(self.symbols[i - 1] for i in indices if i > 0)
+
+
+def ctc_min_frames(labels: list[int]) -> int:
+    """Fewest output frames a CTC alignment of `labels` needs: one per label, plus one blank
+    between each pair of equal neighbours ("ll" in "hello")."""
+    repeats = sum(1 for previous, current in zip(labels, labels[1:]) if previous == current)
+    return len(labels) + repeats
