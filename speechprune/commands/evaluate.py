@@ -1,0 +1,67 @@
+"""`speechprune evaluate model=<run dir or checkpoint> manifest=<path> [max_wer=N]`.
+
+Writes per-utterance predictions and a summary, prints the corpus WER/CER, and exits with
+status 1 when WER or CER is above the given tolerance (for CI use)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from speechprune.config import register_configs
+
+register_configs()
+log = logging.getLogger(__name__)
+
+
+@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    from speechprune.data.manifest import load_utterances
+    from speechprune.decoding.evaluation import evaluate
+    from speechprune.decoding.recognizer import Recognizer
+    from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
+    from speechprune.training.distributed import choose_device
+
+    if cfg.decoder != "greedy":
+        sys.exit(f"speechprune evaluate: decoder={cfg.decoder!r} is not available yet; use decoder=greedy")
+    recognizer = Recognizer.from_checkpoint(absolute(cfg.model), choose_device(cfg.device))
+    data_cfg = recognizer.data_cfg
+    data_cfg.format = cfg.format
+    manifest = Path(absolute(cfg.manifest))
+    utterances = load_utterances(manifest, data_cfg)
+    dataset = evaluation_dataset(utterances, data_cfg, recognizer.alphabet, recognizer.features,
+                                 recognizer.time_stride)
+    result = evaluate(recognizer.model, evaluation_loader(dataset, data_cfg), recognizer.alphabet,
+                      recognizer.device)
+
+    output_dir = Path(absolute(cfg.output_dir)) if cfg.output_dir else (
+        recognizer.source.parent.parent / "evaluation" / manifest.stem)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with (output_dir / "predictions.jsonl").open("w") as out:
+        for utterance in result.utterances:
+            entry = {"audio_filepath": utterances[utterance.index].audio_filepath,
+                     **asdict(utterance), "wer": utterance.wer}
+            out.write(json.dumps(entry) + "\n")
+    summary = {"model": str(recognizer.source), "manifest": str(manifest), **result.summary()}
+    (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+    print(f"{manifest}: {len(result.utterances)} utterances, WER {result.wer:.2f}%, "
+          f"CER {result.cer:.2f}% ({result.skipped} skipped)")
+    for rank in ("best", "median", "worst"):
+        if rank in summary:
+            u = summary[rank]
+            print(f"  {rank:>6}: WER {100 * u['word_errors'] / max(1, u['words']):6.1f}%  "
+                  f"ref: {u['reference']!r}  hyp: {u['hypothesis']!r}")
+    print(f"predictions and summary: {output_dir}")
+    failed = [f"{name} {value:.2f}% > {limit}%" for name, value, limit in
+              (("WER", result.wer, cfg.max_wer), ("CER", result.cer, cfg.max_cer))
+              if limit >= 0 and value > limit]
+    if failed:
+        print("FAILED: " + "; ".join(failed), file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,68 @@
+"""A trained recognizer: acoustic model + features + alphabet, loaded from a checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from speechprune.config import DataConfig, ModelConfig
+from speechprune.data.audio import load_audio
+from speechprune.data.features import FeatureExtractor, as_tensor
+from speechprune.data.text import Alphabet
+from speechprune.decoding.greedy import greedy_decode
+from speechprune.model.deepspeech2 import DeepSpeech2
+from speechprune.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from speechprune.training.data_setup import stats_from_dict
+
+CHECKPOINT_FORMAT = "speechprune-checkpoint"
+
+
+@dataclass
+class Recognizer:
+    model: torch.nn.Module
+    alphabet: Alphabet
+    features: FeatureExtractor
+    data_cfg: DataConfig
+    device: torch.device
+    source: Path
+
+    @classmethod
+    def from_checkpoint(cls, model_path: str | Path, device: torch.device,
+                        which: str = "best") -> "Recognizer":
+        """Load a checkpoint file, or a run directory's `best` (else `last`) checkpoint."""
+        path = resolve_checkpoint(model_path, which)
+        checkpoint = load_checkpoint(path, map_location=device)
+        if checkpoint.get("format") != CHECKPOINT_FORMAT:
+            raise CheckpointError(f"{path}: not a speechprune training checkpoint")
+        config = checkpoint["config"]
+        data_cfg: DataConfig = OmegaConf.merge(OmegaConf.structured(DataConfig), config["data"])
+        model_cfg: ModelConfig = OmegaConf.merge(OmegaConf.structured(ModelConfig), config["model"])
+        alphabet = Alphabet.from_config(data_cfg.text)
+        if alphabet.symbols != checkpoint["alphabet"]:
+            raise CheckpointError(f"{path}: alphabet in the config and the checkpoint differ")
+        features = FeatureExtractor(data_cfg.features, stats_from_dict(checkpoint["feature_stats"]))
+        model = DeepSpeech2(model_cfg, features.num_features, len(alphabet)).to(device)
+        model.load_state_dict(checkpoint["model"])
+        model.eval()
+        return cls(model, alphabet, features, data_cfg, device, path)
+
+    @property
+    def time_stride(self) -> int:
+        return self.model.time_stride
+
+    @torch.no_grad()
+    def transcribe(self, audio_paths: list[str], autocast_dtype: Optional[torch.dtype] = None) -> list[str]:
+        """Greedy transcripts of audio files, one at a time (no padding effects)."""
+        transcripts = []
+        for path in audio_paths:
+            waveform = load_audio(path, self.data_cfg.features.sample_rate)
+            features = self.features(as_tensor(waveform)).unsqueeze(0).to(self.device)
+            lengths = torch.tensor([features.shape[1]], device=self.device)
+            log_probs, output_lengths = self.model(features, lengths)
+            transcripts.append(greedy_decode(log_probs.float().cpu(), output_lengths.cpu(),
+                                             self.alphabet)[0])
+        return transcripts

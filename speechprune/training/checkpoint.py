@@ -1,0 +1,61 @@
+"""Checkpoints on disk: written atomically, so a kill at any moment leaves the last good one.
+
+A checkpoint is one `torch.save`d dict. Every checkpoint carries what is needed to rebuild the
+model without the run directory: the resolved config and the alphabet.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file."""
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write `state` to `path` atomically: a temporary file in the same folder, flushed to disk,
+    then renamed over the target (rename is atomic on POSIX)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(state, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by `save_checkpoint`. Only tensors and plain data are loaded
+    (`weights_only`), so a checkpoint from elsewhere cannot run code."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several unrelated types for a damaged file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({error})") from None
+
+
+def resolve_checkpoint(model_path: str | Path, which: str = "best") -> Path:
+    """A checkpoint file from a checkpoint path or a run directory (its `best`, else `last`)."""
+    model_path = Path(model_path)
+    if model_path.is_dir():
+        for name in (which, "last"):
+            candidate = model_path / "checkpoints" / f"{name}.pt"
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{model_path}: run directory holds no checkpoints/{which}.pt or last.pt")
+    if not model_path.is_file():
+        raise CheckpointError(f"{model_path}: no such checkpoint file or run directory")
+    return model_path

@@ -1,0 +1,117 @@
+"""From the `data` config to the datasets, samplers and loaders the trainer iterates."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.utils import to_absolute_path
+from torch.utils.data import DataLoader
+
+from speechprune.config import DataConfig
+from speechprune.data.batching import BucketBatchSampler, padding_fraction
+from speechprune.data.dataset import SpeechDataset, collate
+from speechprune.data.features import FeatureExtractor, FeatureStats, load_or_compute_stats
+from speechprune.data.manifest import Utterance, load_utterances
+from speechprune.data.text import Alphabet
+from speechprune.training.distributed import DistributedContext
+
+log = logging.getLogger(__name__)
+
+
+def absolute(path: str) -> str:
+    """A config path relative to where the command was started (Hydra may change the cwd)."""
+    try:
+        return to_absolute_path(path)
+    except ValueError:  # outside a Hydra app (tests, scripts)
+        return str(Path(path).absolute())
+
+
+def stats_to_dict(stats: Optional[FeatureStats]) -> Optional[dict[str, Any]]:
+    return None if stats is None else asdict(stats)
+
+
+def stats_from_dict(entry: Optional[dict[str, Any]]) -> Optional[FeatureStats]:
+    return None if entry is None else FeatureStats(**entry)
+
+
+@dataclass
+class DataSetup:
+    cfg: DataConfig
+    alphabet: Alphabet
+    features: FeatureExtractor
+    feature_stats: Optional[dict[str, Any]]  # global normalization statistics, if used
+    train_set: SpeechDataset
+    dev_set: SpeechDataset
+    test_set: SpeechDataset
+    train_sampler: BucketBatchSampler
+    train_durations: list[float]  # seconds, by train index
+    train_padding_fraction: float  # share of padded frames in the first epoch's batches
+
+    def train_loader(self) -> DataLoader:
+        return make_loader(self.train_set, self.train_sampler, self.cfg.batching.num_workers)
+
+    def dev_loader(self) -> DataLoader:
+        return evaluation_loader(self.dev_set, self.cfg)
+
+    def test_loader(self) -> DataLoader:
+        return evaluation_loader(self.test_set, self.cfg)
+
+
+def make_loader(dataset: SpeechDataset, sampler: BucketBatchSampler, workers: int) -> DataLoader:
+    # Workers are not persistent: each epoch's workers copy the dataset after set_epoch(),
+    # so augmentation follows the epoch.
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
+                      num_workers=workers, prefetch_factor=4 if workers else None)
+
+
+def evaluation_loader(dataset: SpeechDataset, cfg: DataConfig) -> DataLoader:
+    """Batches of similar length in a fixed order, covering every utterance once."""
+    lengths = [dataset.features.frames_for_duration(u.duration) for u in dataset.utterances]
+    sampler = BucketBatchSampler(lengths, cfg.batching.max_frames_per_batch,
+                                 cfg.batching.max_batch_size, sortagrad=True, shuffle=False, seed=0)
+    return make_loader(dataset, sampler, cfg.batching.num_workers)
+
+
+def evaluation_dataset(utterances: list[Utterance], cfg: DataConfig, alphabet: Alphabet,
+                       features: FeatureExtractor, time_stride: int) -> SpeechDataset:
+    """A dataset without augmentation (dev, test, `speechprune evaluate`)."""
+    return SpeechDataset(utterances, alphabet, cfg.text, features, augment_cfg=None,
+                         bad_input=cfg.bad_input, seed=0, time_stride=time_stride,
+                         sample_rate=cfg.features.sample_rate)
+
+
+def build_data(cfg: DataConfig, seed: int, time_stride: int,
+               dist: DistributedContext) -> DataSetup:
+    """Read the three manifests and build datasets and the training sampler.
+
+    `time_stride` is the model's reduction of frames (for the CTC length check)."""
+    alphabet = Alphabet.from_config(cfg.text)
+    train_manifest = absolute(cfg.train_manifest)
+    train = load_utterances(train_manifest, cfg)
+    dev = load_utterances(absolute(cfg.dev_manifest), cfg)
+    test = load_utterances(absolute(cfg.test_manifest), cfg)
+    if not train:
+        raise ValueError(f"data.train_manifest={cfg.train_manifest}: no utterances left "
+                         f"(check data.min_duration_s / data.max_duration_s)")
+    stats = None
+    if cfg.features.normalize == "global":
+        stats = load_or_compute_stats(train_manifest, train, cfg.features)
+    features = FeatureExtractor(cfg.features, stats)
+    train_set = SpeechDataset(train, alphabet, cfg.text, features, augment_cfg=cfg.augment,
+                              bad_input=cfg.bad_input, seed=seed, time_stride=time_stride,
+                              sample_rate=cfg.features.sample_rate)
+    lengths = [features.frames_for_duration(u.duration) for u in train]
+    sampler = BucketBatchSampler(lengths, cfg.batching.max_frames_per_batch,
+                                 cfg.batching.max_batch_size, sortagrad=cfg.batching.sortagrad,
+                                 shuffle=cfg.batching.shuffle, seed=seed,
+                                 num_replicas=dist.world_size, rank=dist.rank)
+    return DataSetup(
+        cfg=cfg, alphabet=alphabet, features=features, feature_stats=stats_to_dict(stats),
+        train_set=train_set,
+        dev_set=evaluation_dataset(dev, cfg, alphabet, features, time_stride),
+        test_set=evaluation_dataset(test, cfg, alphabet, features, time_stride),
+        train_sampler=sampler, train_durations=[u.duration for u in train],
+        train_padding_fraction=padding_fraction(sampler.batches(0), lengths))

@@ -1,0 +1,376 @@
+"""The training loop: one readable function from config to a trained, evaluated model.
+
+Reading order: set-up (devices, data, model, optimizer, pruner), resume, then the epoch loop
+(forward, CTC loss, backward, clip, step, prune, log), dev evaluation after each epoch, and the
+final test evaluation of the best checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from speechprune.config import TrainConfig
+from speechprune.decoding.evaluation import EvaluationResult, evaluate
+from speechprune.model.deepspeech2 import DeepSpeech2
+from speechprune.pruning import build_pruner
+from speechprune.training import dashboard
+from speechprune.training.checkpoint import load_checkpoint, save_checkpoint
+from speechprune.training.data_setup import DataSetup, build_data
+from speechprune.training.distributed import DistributedContext, setup_distributed
+from speechprune.training.loss import ctc_loss
+from speechprune.training.optim import build_optimizer, build_scheduler
+from speechprune.training.run_dir import RunDirectory
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FORMAT = "speechprune-checkpoint"
+CHECKPOINT_VERSION = 1
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainingState:
+    """Where training stands; saved in every checkpoint so a resumed run continues exactly."""
+
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # batches of `epoch` already trained on
+    step: int = 0  # optimizer steps taken over the whole run (skipped ones included)
+    best_dev_wer: float = math.inf
+    best_step: int = -1
+    nonfinite_steps: int = 0  # steps skipped for a non-finite loss or gradient
+    skipped_utterances: int = 0  # bad utterances dropped by the data pipeline
+    train_seconds: float = 0.0
+    audio_seconds: float = 0.0  # audio trained on, for throughput
+    data_wait_seconds: float = 0.0
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    name, keys, position, has_gauss, cached = np.random.get_state()
+    # Plain lists, not arrays: checkpoints are loaded with weights_only, which refuses numpy.
+    state = {"python": random.getstate(),
+             "numpy": [name, keys.tolist(), position, has_gauss, cached],
+             "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.array(keys, dtype=np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
+    if precision not in AUTOCAST_DTYPES:
+        raise ValueError(f"trainer.precision={precision!r}: choose one of {list(AUTOCAST_DTYPES)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or fp32 on the CPU")
+    return AUTOCAST_DTYPES[precision]
+
+
+def parameter_checksum(model: torch.nn.Module) -> torch.Tensor:
+    """A float64 fingerprint of all weights (to check that distributed ranks agree)."""
+    with torch.no_grad():
+        return torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()
+
+
+class Trainer:
+    """Holds the objects of one training run; `run()` is the loop."""
+
+    def __init__(self, cfg: TrainConfig | DictConfig, run: RunDirectory):
+        self.cfg = cfg
+        self.run_dir = run
+        trainer = cfg.trainer
+        if trainer.threads > 0:
+            torch.set_num_threads(trainer.threads)
+        self.dist: DistributedContext = setup_distributed(trainer.device)
+        self.device = self.dist.device
+        self.amp_dtype = autocast_dtype(trainer.precision, self.device)
+        # Same seed on every rank: identical initial weights without a broadcast.
+        seed_everything(trainer.seed)
+
+        self.model = DeepSpeech2(cfg.model, self._num_features(), self._num_classes()).to(self.device)
+        self.data: DataSetup = build_data(cfg.data, trainer.seed, self.model.time_stride, self.dist)
+        self.steps_per_epoch = len(self.data.train_sampler)
+        self.total_steps = self.steps_per_epoch * trainer.epochs
+        if trainer.max_steps > 0:
+            self.total_steps = min(self.total_steps, trainer.max_steps)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=trainer.precision == "fp16")
+        self.pruner = build_pruner(self.model, cfg.pruning, self.total_steps, self.steps_per_epoch)
+        self.ddp_model: torch.nn.Module = self.model
+        if self.dist.enabled:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.state = TrainingState()
+        self.writer = None
+
+    # ---- set-up helpers ---------------------------------------------------------------------
+
+    def _num_features(self) -> int:
+        from speechprune.data.features import FeatureExtractor
+
+        return FeatureExtractor(self.cfg.data.features).num_features
+
+    def _num_classes(self) -> int:
+        from speechprune.data.text import Alphabet
+
+        return len(Alphabet.from_config(self.cfg.data.text))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+            "alphabet": self.data.alphabet.symbols,
+            "feature_stats": self.data.feature_stats,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "pruner": self.pruner.state_dict() if self.pruner else None,
+            "state": asdict(self.state),
+            "rng": rng_state(),
+        }
+
+    def save(self, *names: str) -> None:
+        if not self.dist.is_main:
+            return
+        state = self.checkpoint_state()
+        for name in names:
+            save_checkpoint(state, self.run_dir.checkpoints / f"{name}.pt")
+
+    def resume_if_possible(self) -> bool:
+        path = self.run_dir.last_checkpoint
+        if not (self.cfg.trainer.resume and path.is_file()):
+            return False
+        checkpoint = load_checkpoint(path, map_location=self.device)
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.scaler.load_state_dict(checkpoint["scaler"])
+        if self.pruner is not None:
+            if checkpoint["pruner"] is None:
+                raise ValueError(f"{path}: this run was started without pruning; "
+                                 "resume it with the same pruning config or use a new run directory")
+            self.pruner.load_state_dict(checkpoint["pruner"])
+        self.state = TrainingState(**checkpoint["state"])
+        restore_rng_state(checkpoint["rng"])
+        log.info("resumed from %s at epoch %d, batch %d, step %d", path, self.state.epoch,
+                 self.state.batch_in_epoch, self.state.step)
+        return True
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        cfg, state = self.cfg, self.state
+        resumed = self.resume_if_possible()
+        state = self.state
+        if self.dist.is_main:
+            self.writer = dashboard.open_writer(self.run_dir.tensorboard, state.step)
+            description = self.model.describe()
+            log.info("model %s:\n%s", cfg.model.name, description)
+            self.writer.add_text("model/parameters", f"```\n{description}\n```", state.step)
+            log.info("%s: %d train utterances in %d batches per epoch (padding %.1f%%), "
+                     "%d dev, %d test", "resuming" if resumed else "starting",
+                     len(self.data.train_set), self.steps_per_epoch,
+                     100 * self.data.train_padding_fraction, len(self.data.dev_set),
+                     len(self.data.test_set))
+
+        while state.epoch < cfg.trainer.epochs and not self.reached_max_steps():
+            self.train_epoch()
+            if state.batch_in_epoch >= self.steps_per_epoch:  # finished, not stopped at max_steps
+                state.epoch += 1
+                state.batch_in_epoch = 0
+            if state.epoch % cfg.trainer.eval_every_epochs == 0 or self.reached_max_steps():
+                self.evaluate_dev()
+            self.save("last")
+
+        if state.best_step < 0:  # no evaluation happened (e.g. zero epochs): evaluate now
+            self.evaluate_dev()
+        return self.finish()
+
+    def reached_max_steps(self) -> bool:
+        return 0 < self.cfg.trainer.max_steps <= self.state.step
+
+    def train_epoch(self) -> None:
+        cfg, state = self.cfg, self.state
+        sampler, dataset = self.data.train_sampler, self.data.train_set
+        sampler.set_epoch(state.epoch)
+        sampler.set_start_batch(state.batch_in_epoch)
+        dataset.set_epoch(state.epoch)
+        loader = self.data.train_loader()
+        self.ddp_model.train()
+        progress = tqdm(total=self.steps_per_epoch, initial=state.batch_in_epoch,
+                        desc=f"epoch {state.epoch + 1}/{cfg.trainer.epochs}", unit="batch",
+                        disable=not self.dist.is_main, dynamic_ncols=True, mininterval=2.0)
+        wait_start = time.perf_counter()
+        for batch in loader:
+            data_wait = time.perf_counter() - wait_start
+            step_start = time.perf_counter()
+            loss, grad_norm = self.train_step(batch)
+            state.batch_in_epoch += 1
+            state.step += 1
+            state.skipped_utterances += batch.skipped
+            audio = sum(self.data.train_durations[i] for i in batch.indices)
+            step_seconds = time.perf_counter() - step_start
+            state.train_seconds += step_seconds + data_wait
+            state.audio_seconds += audio
+            state.data_wait_seconds += data_wait
+            progress.update(1)
+            progress.set_postfix(loss=f"{loss:.3f}", refresh=False)
+            if self.dist.is_main and state.step % cfg.trainer.log_every_steps == 0:
+                self.log_train_step(loss, grad_norm, audio / (step_seconds + data_wait),
+                                    data_wait / (step_seconds + data_wait))
+            if cfg.trainer.checkpoint_every_steps and state.step % cfg.trainer.checkpoint_every_steps == 0:
+                self.save("last")
+            if self.reached_max_steps():
+                break
+            wait_start = time.perf_counter()
+        progress.close()
+
+    def train_step(self, batch) -> tuple[float, float]:
+        """One optimizer step; returns (loss, gradient norm). A non-finite loss or gradient
+        skips the update (counted), so one bad batch cannot destroy the weights."""
+        state = self.state
+        empty = torch.tensor([float(batch.features.shape[0] == 0)])
+        if self.dist.all_reduce_sum(empty).item() > 0:  # every rank must skip together
+            self.finish_step()
+            return math.nan, math.nan
+        batch = batch.to(self.device)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+            log_probs, output_lengths = self.ddp_model(batch.features, batch.feature_lengths)
+        loss = ctc_loss(log_probs, output_lengths, batch.targets, batch.target_lengths)
+        if self.pruner is not None:
+            loss = loss + self.pruner.regularization()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.trainer.grad_clip)
+        if torch.isfinite(loss) and torch.isfinite(grad_norm):
+            self.scaler.step(self.optimizer)
+        else:
+            state.nonfinite_steps += 1
+            log.warning("step %d: non-finite %s, update skipped (%d so far)", state.step,
+                        "loss" if not torch.isfinite(loss) else "gradient", state.nonfinite_steps)
+        self.scaler.update()
+        self.finish_step()
+        return loss.item(), grad_norm.item()
+
+    def finish_step(self) -> None:
+        """What follows every step, taken or skipped: the schedule and the pruning masks."""
+        self.scheduler.step()
+        if self.pruner is not None:
+            self.pruner.step(self.state.step)
+
+    # ---- logging and evaluation ------------------------------------------------------------------
+
+    def log_train_step(self, loss: float, grad_norm: float, throughput: float,
+                       data_wait_fraction: float) -> None:
+        step = self.state.step
+        scalars = {"train/loss": loss, "train/grad_norm": grad_norm,
+                   "train/learning_rate": self.optimizer.param_groups[0]["lr"],
+                   "train/throughput_audio_s_per_s": throughput,
+                   "train/data_wait_fraction": data_wait_fraction,
+                   "train/skipped_utterances": self.state.skipped_utterances,
+                   "train/nonfinite_steps": self.state.nonfinite_steps}
+        if self.pruner is not None:
+            scalars.update({f"pruning/{k}": v for k, v in self.pruner.scalars().items()})
+        dashboard.log_scalars(self.writer, scalars, step)
+
+    def evaluate_dev(self) -> Optional[EvaluationResult]:
+        state = self.state
+        if not self.dist.is_main:
+            self.dist.barrier()
+            return None
+        result = evaluate(self.model, self.data.dev_loader(), self.data.alphabet, self.device,
+                          self.amp_dtype)
+        log.info("step %d dev: loss %.3f  WER %.2f%%  CER %.2f%%", state.step, result.loss,
+                 result.wer, result.cer)
+        counts = self.model_counts()
+        dashboard.log_scalars(self.writer, {"dev/loss": result.loss, "dev/wer": result.wer,
+                                            "dev/cer": result.cer, **counts}, state.step)
+        samples = result.utterances[: self.cfg.trainer.sample_predictions]
+        table = "\n".join(["| reference | hypothesis |", "|---|---|"]
+                          + [f"| {u.reference} | {u.hypothesis} |" for u in samples])
+        self.writer.add_text("dev/samples", table, state.step)
+        if self.pruner is not None:
+            for group, magnitudes in self.pruner.magnitudes().items():
+                self.writer.add_histogram(f"weights/{group}", magnitudes, state.step)
+        if result.wer < state.best_dev_wer:
+            state.best_dev_wer, state.best_step = result.wer, state.step
+            self.save("best")
+        self.dist.barrier()
+        return result
+
+    def model_counts(self) -> dict[str, float]:
+        total = sum(p.numel() for p in self.model.parameters())
+        nonzero = sum(int(torch.count_nonzero(p)) for p in self.model.parameters())
+        return {"params/total": total, "params/nonzero": nonzero,
+                "params/sparsity": 1.0 - nonzero / total}
+
+    def finish(self) -> dict[str, Any]:
+        """Evaluate the best checkpoint on the test set and write metrics.json."""
+        state = self.state
+        metrics: dict[str, Any] = {}
+        identical = self.dist.all_equal(parameter_checksum(self.model))
+        if self.dist.is_main:
+            best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
+            self.model.load_state_dict(best["model"])
+            test = evaluate(self.model, self.data.test_loader(), self.data.alphabet, self.device,
+                            self.amp_dtype)
+            log.info("test (best dev checkpoint, step %d): WER %.2f%%  CER %.2f%%",
+                     state.best_step, test.wer, test.cer)
+            metrics = {
+                "test_wer": test.wer, "test_cer": test.cer, "test_loss": test.loss,
+                "dev_wer": state.best_dev_wer, "best_step": state.best_step,
+                "steps": state.step, "epochs": state.epoch,
+                "nonfinite_steps": state.nonfinite_steps,
+                "skipped_utterances": state.skipped_utterances + test.skipped,
+                "train_seconds": state.train_seconds,
+                "train_audio_seconds": state.audio_seconds,
+                "throughput_audio_s_per_s": state.audio_seconds / max(state.train_seconds, 1e-9),
+                "data_wait_fraction": state.data_wait_seconds / max(state.train_seconds, 1e-9),
+                "world_size": self.dist.world_size, "ranks_identical": identical,
+                **{k.replace("/", "_"): v for k, v in self.model_counts().items()},
+            }
+            if self.pruner is not None:
+                metrics["pruning"] = self.pruner.scalars()
+            self.run_dir.write_metrics(metrics)
+            hparam_metrics = {"hparams/test_wer": test.wer, "hparams/test_cer": test.cer,
+                              "hparams/dev_wer": state.best_dev_wer,
+                              "hparams/params_nonzero": metrics["params_nonzero"]}
+            dashboard.log_hparams(self.writer, OmegaConf.to_container(self.cfg, resolve=True),
+                                  hparam_metrics, state.step)
+            self.writer.close()
+        self.dist.barrier()
+        self.dist.close()
+        return metrics
+
+
+def train(cfg: TrainConfig | DictConfig, run: RunDirectory) -> dict[str, Any]:
+    """Train (or resume) the run in `run` and return the final metrics (empty on other ranks)."""
+    trainer = Trainer(cfg, run)
+    if trainer.dist.is_main:
+        run.record_start(cfg)
+    return trainer.run()
