@@ -8,19 +8,19 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from speechprune.commands import CONF_DIR
 from speechprune.config import register_configs
 
 register_configs()
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> None:
     from speechprune.data.manifest import load_utterances
     from speechprune.decoding.evaluation import evaluate
@@ -46,7 +46,7 @@ def main(cfg: DictConfig) -> None:
     with (output_dir / "predictions.jsonl").open("w") as out:
         for utterance in result.utterances:
             entry = {"audio_filepath": utterances[utterance.index].audio_filepath,
-                     **asdict(utterance), "wer": utterance.wer}
+                     **utterance.as_dict()}
             out.write(json.dumps(entry) + "\n")
     summary = {"model": str(recognizer.source), "manifest": str(manifest), **result.summary()}
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -56,7 +56,7 @@ def main(cfg: DictConfig) -> None:
     for rank in ("best", "median", "worst"):
         if rank in summary:
             u = summary[rank]
-            print(f"  {rank:>6}: WER {100 * u['word_errors'] / max(1, u['words']):6.1f}%  "
+            print(f"  {rank:>6}: WER {u['wer']:6.1f}%  "
                   f"ref: {u['reference']!r}  hyp: {u['hypothesis']!r}")
     print(f"predictions and summary: {output_dir}")
     failed = [f"{name} {value:.2f}% > {limit}%" for name, value, limit in

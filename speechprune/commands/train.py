@@ -9,12 +9,13 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from speechprune.commands import CONF_DIR
 from speechprune.config import register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     from speechprune.training.loop import train
     from speechprune.training.run_dir import RunDirectory

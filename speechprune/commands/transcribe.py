@@ -7,12 +7,13 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from speechprune.commands import CONF_DIR
 from speechprune.config import register_configs
 
 register_configs()
 
 
-@hydra.main(version_base="1.3", config_path="../../conf", config_name="transcribe")
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="transcribe")
 def run(cfg: DictConfig) -> None:
     from speechprune.decoding.recognizer import Recognizer
     from speechprune.training.distributed import choose_device

@@ -14,10 +14,11 @@ class AudioError(ValueError):
 
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds, read from the file header only."""
+    # soundfile reports a missing file as a generic "System error": name it plainly.
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: audio file not found")
     try:
         info = sf.info(str(path))
-    except FileNotFoundError:
-        raise AudioError(f"{path}: audio file not found") from None
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(f"{path}: unreadable audio ({error})") from None
     return info.frames / info.samplerate

@@ -1,16 +1,55 @@
-"""Utterance lists ("manifests"): reading and writing them.
+"""Utterance lists ("manifests"): reading the supported corpus layouts, filtering, writing.
 
 The native format is NeMo-style JSON lines, one utterance per line:
 `{"audio_filepath": ..., "duration": seconds, "text": ...}` (extra keys such as "speaker" are
-kept). Relative audio paths are relative to the manifest's folder.
+kept). Users may also bring, behind the one interface `read_manifest`:
+
+- CSV: `wav_path,transcript` or `wav_path,transcript_path` rows, with or without a header line;
+  with a header the columns are found by name, and an optional `duration` column (seconds)
+  saves reading the audio headers.
+- A LibriSpeech tree: `<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt` beside the
+  `.flac` files.
+- A Common Voice `*.tsv` (columns client_id, path, sentence, ...) with the audio in `clips/`
+  beside it; `clip_durations.tsv` there, when present, supplies the durations.
+
+Relative audio paths are relative to the manifest's folder; every Utterance carries an absolute
+audio path and `source` = "file:line" of the entry it came from, so any later error can name it.
+Durations the format does not state are read from the audio file headers; a file that cannot be
+read gets a NaN duration here and is reported by `speechprune data check` (or dropped/raised by
+`load_utterances`, as `data.bad_input` says).
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
+
+from tqdm import tqdm
+
+from speechprune.data.audio import AudioError, audio_duration
+
+if TYPE_CHECKING:
+    from speechprune.config import DataConfig
+
+log = logging.getLogger(__name__)
+
+FORMATS = ("jsonl", "csv", "librispeech", "commonvoice")
+
+# Header reads are dominated by file-system latency (one open + a few KB each), not CPU, so a
+# few threads hide it on network and cold disks without loading the shared CPUs.
+_HEADER_READ_THREADS = 8
+
+# First-cell values that mark a CSV header line, and the names each column may go by.
+_CSV_AUDIO_COLUMNS = ("wav_path", "audio_filepath", "audio_path", "path", "audio", "wav", "file")
+_CSV_TEXT_COLUMNS = ("transcript", "text", "sentence")
+_CSV_TEXT_PATH_COLUMNS = ("transcript_path", "text_path", "transcript_file")
 
 
 class ManifestError(ValueError):
@@ -20,10 +59,63 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Utterance:
     audio_filepath: str  # absolute path
-    duration: float  # seconds
+    duration: float  # seconds; NaN when the format gives none and the file header is unreadable
     text: str  # transcript as found in the corpus (normalized later)
     source: str = ""  # "file:line" of the manifest entry, for error messages
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+def _audio_path(manifest: Path, audio: str) -> str:
+    """Absolute path of `audio`, taken relative to the manifest's folder when it is relative."""
+    audio_path = Path(audio)
+    if not audio_path.is_absolute():
+        audio_path = manifest.parent / audio_path
+    return os.path.abspath(audio_path)
+
+
+# --------------------------------------------------------------------------------------------
+# The one entry point
+# --------------------------------------------------------------------------------------------
+
+
+def detect_format(path: str | Path) -> str:
+    """The manifest format of `path`, from its suffix, or "librispeech" for a directory."""
+    path = Path(path)
+    if path.is_dir():
+        return "librispeech"
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".json"}:
+        return "jsonl"
+    if suffix == ".csv":
+        return "csv"
+    if suffix == ".tsv":
+        return "commonvoice"
+    raise ManifestError(
+        f"{path}: cannot tell the manifest format from the name; use a .jsonl, .csv or .tsv "
+        f"file or a LibriSpeech directory, or name it with format=<{'|'.join(FORMATS)}>"
+    )
+
+
+def read_manifest(path: str | Path, fmt: str = "auto") -> list[Utterance]:
+    """All utterances of a manifest in file order. `fmt`: "auto" or one of FORMATS."""
+    path = Path(path)
+    if not path.exists():
+        raise ManifestError(f"{path}: manifest not found")
+    if fmt == "auto":
+        fmt = detect_format(path)
+    readers = {"jsonl": read_jsonl, "csv": read_csv, "librispeech": read_librispeech,
+               "commonvoice": read_commonvoice}
+    if fmt not in readers:
+        raise ManifestError(f"unknown manifest format {fmt!r}; use auto or one of {FORMATS}")
+    if (fmt == "librispeech") != path.is_dir():
+        kind = "a directory" if fmt == "librispeech" else "a file"
+        raise ManifestError(f"{path}: format {fmt!r} expects {kind}")
+    return readers[fmt](path)
+
+
+# --------------------------------------------------------------------------------------------
+# The formats
+# --------------------------------------------------------------------------------------------
 
 
 def read_jsonl(path: str | Path) -> list[Utterance]:
@@ -47,11 +139,242 @@ def read_jsonl(path: str | Path) -> list[Utterance]:
                 raise ManifestError(f"{where}: missing key {error.args[0]!r}") from None
             except (TypeError, ValueError):
                 raise ManifestError(f"{where}: 'duration' must be a number of seconds") from None
-            audio_path = Path(audio)
-            if not audio_path.is_absolute():
-                audio_path = path.parent / audio_path
-            utterances.append(Utterance(str(audio_path), duration, text, where, entry))
+            utterances.append(Utterance(_audio_path(path, audio), duration, text, where, entry))
     return utterances
+
+
+@dataclass(frozen=True)
+class _CsvColumns:
+    audio: int
+    text: int | None  # index of the transcript column, or
+    text_path: int | None  # of the column naming a transcript file
+    duration: int | None
+    names: tuple[str, ...] = ()  # header names (empty without a header)
+
+
+def _csv_columns(first_row: list[str], where: str) -> tuple[_CsvColumns, bool]:
+    """The column layout of a CSV manifest, and whether `first_row` is a header line."""
+    cells = [cell.strip().lower() for cell in first_row]
+    if cells and cells[0] in _CSV_AUDIO_COLUMNS:
+
+        def find(names: tuple[str, ...]) -> int | None:
+            return next((cells.index(name) for name in names if name in cells), None)
+
+        columns = _CsvColumns(find(_CSV_AUDIO_COLUMNS), find(_CSV_TEXT_COLUMNS),
+                              find(_CSV_TEXT_PATH_COLUMNS), find(("duration",)), tuple(cells))
+        if columns.text is None and columns.text_path is None:
+            raise ManifestError(
+                f"{where}: the header names no transcript column; name one of "
+                f"{_CSV_TEXT_COLUMNS + _CSV_TEXT_PATH_COLUMNS}"
+            )
+        return columns, True
+    if len(cells) != 2:
+        raise ManifestError(
+            f"{where}: expected 2 columns (wav_path,transcript or wav_path,transcript_path), "
+            f"got {len(cells)}; quote transcripts that contain commas, or add a header line"
+        )
+    # Without a header, a second column naming .txt files holds transcript paths.
+    if cells[1].endswith(".txt"):
+        return _CsvColumns(0, None, 1, None), False
+    return _CsvColumns(0, 1, None, None), False
+
+
+def read_csv(path: str | Path) -> list[Utterance]:
+    """A CSV manifest: `wav_path,transcript` or `wav_path,transcript_path` rows."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    rows: list[tuple[str, list[str]]] = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        for row in reader:
+            if any(cell.strip() for cell in row):
+                rows.append((f"{path}:{reader.line_num}", row))
+    if not rows:
+        return []
+    columns, has_header = _csv_columns(rows[0][1], rows[0][0])
+    if has_header:
+        rows = rows[1:]
+    audio_paths, texts, durations, sources, extras = [], [], [], [], []
+    for where, row in rows:
+        needed = max(i for i in (columns.audio, columns.text, columns.text_path,
+                                 columns.duration) if i is not None)
+        if len(row) <= needed:
+            raise ManifestError(
+                f"{where}: {len(row)} columns, fewer than the {needed + 1} of the first line"
+            )
+        audio = row[columns.audio].strip()
+        if not audio:
+            raise ManifestError(f"{where}: empty audio path")
+        if columns.text is not None:
+            text = row[columns.text].strip()
+        else:
+            text = _read_transcript_file(path, row[columns.text_path].strip(), where)
+        try:
+            duration = float(row[columns.duration]) if columns.duration is not None else None
+        except ValueError:
+            raise ManifestError(f"{where}: 'duration' must be a number of seconds") from None
+        used = {columns.audio, columns.text, columns.text_path, columns.duration}
+        extra = {name: row[index] for index, name in enumerate(columns.names)
+                 if index not in used and index < len(row)}
+        audio_paths.append(_audio_path(path, audio))
+        texts.append(text)
+        durations.append(duration)
+        sources.append(where)
+        extras.append(extra)
+    missing = [index for index, duration in enumerate(durations) if duration is None]
+    for index, duration in zip(missing, durations_from_headers([audio_paths[i] for i in missing])):
+        durations[index] = duration
+    return [Utterance(*fields) for fields in zip(audio_paths, durations, texts, sources, extras)]
+
+
+def _read_transcript_file(manifest: Path, name: str, where: str) -> str:
+    transcript = Path(_audio_path(manifest, name))
+    try:
+        # A transcript file may wrap its one sentence over several lines.
+        return " ".join(transcript.read_text(encoding="utf-8").split())
+    except FileNotFoundError:
+        raise ManifestError(f"{where}: transcript file {transcript} not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ManifestError(f"{where}: cannot read transcript file {transcript} ({error})") from None
+
+
+def read_librispeech(root: str | Path) -> list[Utterance]:
+    """Every utterance under a LibriSpeech tree (a split such as `dev-clean/`, or a folder of
+    splits), sorted by transcript file; `source` is the .trans.txt file and line."""
+    root = Path(root)
+    transcript_files = sorted(root.rglob("*.trans.txt"))
+    if not transcript_files:
+        raise ManifestError(
+            f"{root}: no *.trans.txt found; a LibriSpeech tree holds "
+            "<split>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt beside the .flac files"
+        )
+    audio_paths, texts, sources, speakers = [], [], [], []
+    for transcripts in transcript_files:
+        with transcripts.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                utterance_id, _, text = line.strip().partition(" ")
+                audio_paths.append(os.path.abspath(transcripts.parent / f"{utterance_id}.flac"))
+                texts.append(text.strip())
+                sources.append(f"{transcripts}:{number}")
+                speakers.append(utterance_id.split("-")[0])
+    durations = durations_from_headers(audio_paths)
+    return [Utterance(audio, duration, text, where, {"speaker": speaker})
+            for audio, duration, text, where, speaker
+            in zip(audio_paths, durations, texts, sources, speakers)]
+
+
+def read_commonvoice(path: str | Path) -> list[Utterance]:
+    """A Common Voice `*.tsv` (train.tsv, validated.tsv, ...) with its audio in `clips/`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    clips = path.parent / "clips"
+    audio_paths, texts, sources, speakers = [], [], [], []
+    with path.open(encoding="utf-8", newline="") as handle:
+        # Common Voice writes sentences with bare quotes: the tab is the only delimiter.
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = {"path", "sentence"} - set(reader.fieldnames or ())
+        if missing:
+            raise ManifestError(
+                f"{path}:1: a Common Voice tsv needs the columns path and sentence; "
+                f"missing {sorted(missing)}"
+            )
+        for row in reader:
+            where = f"{path}:{reader.line_num}"
+            if not row["path"]:
+                raise ManifestError(f"{where}: empty path")
+            audio_paths.append(os.path.abspath(clips / row["path"]))
+            texts.append((row["sentence"] or "").strip())
+            sources.append(where)
+            speakers.append(row.get("client_id") or "")
+    known = _commonvoice_clip_durations(path.parent / "clip_durations.tsv")
+    durations = [known.get(Path(audio).name) for audio in audio_paths]
+    missing_indices = [index for index, duration in enumerate(durations) if duration is None]
+    read = durations_from_headers([audio_paths[index] for index in missing_indices])
+    for index, duration in zip(missing_indices, read):
+        durations[index] = duration
+    return [Utterance(audio, duration, text, where, {"speaker": speaker})
+            for audio, duration, text, where, speaker
+            in zip(audio_paths, durations, texts, sources, speakers)]
+
+
+def _commonvoice_clip_durations(path: Path) -> dict[str, float]:
+    """Seconds per clip name from Common Voice's `clip_durations.tsv` (milliseconds), if any."""
+    if not path.is_file():
+        return {}
+    durations = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            try:
+                durations[row[0]] = float(row[1]) / 1000.0
+            except (IndexError, ValueError):
+                continue  # the header line, or a malformed row: read that clip's header instead
+    return durations
+
+
+def durations_from_headers(audio_paths: list[str]) -> list[float]:
+    """Seconds of each file, read from its header only (in parallel threads); NaN for a file
+    that is missing or unreadable."""
+
+    def duration_or_nan(audio: str) -> float:
+        try:
+            return audio_duration(audio)
+        except AudioError:
+            return math.nan
+
+    if not audio_paths:
+        return []
+    with ThreadPoolExecutor(max_workers=_HEADER_READ_THREADS) as pool:
+        return list(tqdm(pool.map(duration_or_nan, audio_paths), total=len(audio_paths),
+                         desc="reading audio headers", unit="file", leave=False, disable=None))
+
+
+# --------------------------------------------------------------------------------------------
+# Filtering and loading
+# --------------------------------------------------------------------------------------------
+
+
+def filter_by_duration(utterances: Iterable[Utterance], min_s: float,
+                       max_s: float) -> tuple[list[Utterance], int]:
+    """Utterances with min_s <= duration <= max_s (seconds), and how many were dropped.
+    An unknown (NaN) duration is outside every range."""
+    utterances = list(utterances)
+    kept = [u for u in utterances if min_s <= u.duration <= max_s]
+    return kept, len(utterances) - len(kept)
+
+
+def load_utterances(path: str | Path, data_cfg: "DataConfig") -> list[Utterance]:
+    """The utterances of a manifest as the data config asks: read in `data_cfg.format`, audio
+    that cannot be read dropped with a warning (or an error when data.bad_input=error), then
+    filtered to [min_duration_s, max_duration_s]."""
+    if data_cfg.bad_input not in {"skip", "error"}:
+        raise ValueError(f"data.bad_input must be 'skip' or 'error', got {data_cfg.bad_input!r}")
+    utterances = read_manifest(path, data_cfg.format)
+    unreadable = [u for u in utterances if math.isnan(u.duration)]
+    if unreadable:
+        first = unreadable[0]
+        try:
+            audio_duration(first.audio_filepath)
+            reason = "unreadable audio"
+        except AudioError as error:
+            reason = str(error)
+        if data_cfg.bad_input == "error":
+            raise ManifestError(
+                f"{first.source}: {reason}; fix or remove the entry, list all such entries "
+                f"with `speechprune data check manifest={path}`, or set data.bad_input=skip"
+            )
+        log.warning("%s: skipped %d utterance(s) whose audio cannot be read, first %s: %s",
+                    path, len(unreadable), first.source, reason)
+        utterances = [u for u in utterances if not math.isnan(u.duration)]
+    kept, dropped = filter_by_duration(utterances, data_cfg.min_duration_s,
+                                       data_cfg.max_duration_s)
+    if dropped:
+        log.info("%s: dropped %d of %d utterances outside %.2f-%.2f s", path, dropped,
+                 len(utterances), data_cfg.min_duration_s, data_cfg.max_duration_s)
+    return kept
 
 
 def write_jsonl(utterances: Iterable[Utterance], path: str | Path, relative: bool = True) -> None:

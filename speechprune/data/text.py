@@ -23,7 +23,8 @@ class TranscriptError(ValueError):
 
 def _spell_number(match: re.Match) -> str:
     token = match.group(0).replace(",", "")
-    if _YEAR_LIKE.match(token):
+    # A thousands separator marks a count ("1,200 people"), never a year.
+    if "," not in match.group(0) and _YEAR_LIKE.match(token):
         return " " + num2words(int(token), to="year") + " "
     return " " + num2words(float(token) if "." in token else int(token)) + " "
 
@@ -48,7 +49,7 @@ def normalize_text(text: str, cfg: TextConfig) -> str:
         text = "".join(ch if ch in allowed or ch.isspace() or ch.isalnum() else " " for ch in text)
         # An apostrophe only counts inside a word ("don't"), not as a quotation mark.
         if "'" in allowed:
-            text = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", text)
+            text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)
     return _SPACES.sub(" ", text).strip()
 
 

@@ -1,0 +1,1 @@
+"""Building the offline default corpora: voices, sentence sources, synthesis, splits, the build."""

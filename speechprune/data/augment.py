@@ -1,0 +1,245 @@
+"""On-the-fly augmentation of training utterances: speed perturbation, simulated room
+reverberation, additive coloured or babble noise (on the waveform) and SpecAugment (on the
+features).
+
+Every random choice comes from an explicit generator, `augmentation_rng(seed, epoch, index)`,
+never from global random state: a resumed run, a DataLoader worker or another rank of a
+distributed run draws exactly the same augmentation for the same utterance and epoch.
+
+Waveforms are float32 numpy arrays of shape (samples,); features are tensors of shape
+(frames, num_features).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import scipy.fft
+import torch
+import torchaudio
+from scipy.signal import fftconvolve
+
+from speechprune.config import AugmentConfig
+
+# Power-spectrum slope of each noise colour: power ~ 1 / f^exponent.
+NOISE_COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
+# An RT60 is the time for the reverberant energy to fall by 60 dB.
+RT60_DECAY_DB = 60.0
+
+# Asks the dataset for `count` waveforms of other utterances (for babble); may return fewer.
+BabbleSource = Callable[[int, np.random.Generator], list[np.ndarray]]
+
+
+def augmentation_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
+    """The generator of all random choices for utterance `index` in `epoch` of a run seeded
+    with `seed` (all three non-negative integers)."""
+    if min(seed, epoch, index) < 0:
+        raise ValueError(f"seed, epoch and index must be >= 0, got {(seed, epoch, index)}")
+    return np.random.default_rng(np.random.SeedSequence([seed, epoch, index]))
+
+
+def validate_augment_config(cfg: AugmentConfig) -> None:
+    """Raise a ValueError naming the first inconsistent data.augment setting."""
+    for name in ("noise_prob", "babble_prob", "reverb_prob"):
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"data.augment.{name} must be in [0, 1], got {getattr(cfg, name)}")
+    for low, high in (("speed_min", "speed_max"), ("snr_min_db", "snr_max_db"),
+                      ("rt60_min_s", "rt60_max_s")):
+        if getattr(cfg, low) > getattr(cfg, high):
+            raise ValueError(f"data.augment.{low} must not exceed data.augment.{high}")
+    if cfg.speed_min <= 0 or cfg.speed_step <= 0:
+        raise ValueError("data.augment.speed_min and speed_step must be positive")
+    if cfg.rt60_min_s <= 0:
+        raise ValueError("data.augment.rt60_min_s must be positive")
+    unknown = [c for c in cfg.noise_colours if c not in NOISE_COLOUR_EXPONENTS]
+    if unknown or not cfg.noise_colours:
+        raise ValueError(f"data.augment.noise_colours must be a non-empty list of "
+                         f"{sorted(NOISE_COLOUR_EXPONENTS)}, got {list(cfg.noise_colours)}")
+    if cfg.time_mask_max_fraction < 0 or cfg.freq_mask_width < 0:
+        raise ValueError("data.augment.freq_mask_width and time_mask_max_fraction must be >= 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# Waveform augmentations
+# ---------------------------------------------------------------------------------------------
+
+
+def speed_perturb(waveform: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
+    """Play `waveform` `factor` times faster (pitch moves too, as in Kaldi's speed
+    perturbation): resampled from sample_rate * factor to sample_rate Hz, so the result has
+    ceil(samples / factor) samples."""
+    source_rate = int(round(sample_rate * factor))
+    if source_rate == sample_rate:
+        return waveform.copy()
+    resampled = torchaudio.functional.resample(
+        torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)),
+        orig_freq=source_rate, new_freq=sample_rate)
+    return resampled.numpy()
+
+
+def coloured_noise(num_samples: int, colour: str, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of unit RMS, spectrally shaped: white (flat), pink (power ~ 1/f) or brown
+    (power ~ 1/f^2). Shape (num_samples,) float32."""
+    exponent = NOISE_COLOUR_EXPONENTS[colour]
+    if exponent == 0 or num_samples < 2:
+        return _unit_rms(rng.standard_normal(num_samples))
+    # Shaped at a length with small prime factors (an FFT of a length with a large prime
+    # factor is 30x slower), then cut.
+    length = scipy.fft.next_fast_len(num_samples, real=True)
+    spectrum = scipy.fft.rfft(rng.standard_normal(length))
+    frequencies = scipy.fft.rfftfreq(length)
+    gain = np.zeros_like(frequencies)
+    # Amplitude ~ f^(-exponent / 2); the DC bin is dropped so the noise has zero mean.
+    gain[1:] = frequencies[1:] ** (-exponent / 2.0)
+    return _unit_rms(scipy.fft.irfft(spectrum * gain, n=length)[:num_samples])
+
+
+def babble_noise(voices: list[np.ndarray], num_samples: int,
+                 rng: np.random.Generator) -> np.ndarray:
+    """Several other utterances summed into one unit-RMS babble track of `num_samples` samples.
+
+    Each voice is looped to cover the length and starts at a random offset, at equal level."""
+    babble = np.zeros(num_samples)
+    for voice in voices:
+        if voice.size == 0 or not np.any(voice):
+            continue
+        repeats = -(-num_samples // voice.size) + 1
+        looped = np.tile(voice, repeats)
+        offset = int(rng.integers(0, voice.size))
+        babble += _unit_rms(looped[offset:offset + num_samples])
+    return _unit_rms(babble)
+
+
+def add_noise(waveform: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """`waveform` plus `noise` scaled to a signal-to-noise ratio of `snr_db` decibels (both of
+    shape (samples,)); the length is unchanged. Silence stays silence (its SNR is undefined)."""
+    signal_power = float(np.mean(np.square(waveform, dtype=np.float64))) if waveform.size else 0.0
+    noise_power = float(np.mean(np.square(noise, dtype=np.float64))) if noise.size else 0.0
+    if signal_power == 0.0 or noise_power == 0.0:
+        return waveform.copy()
+    scale = np.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return (waveform + scale * noise).astype(np.float32)
+
+
+def synthetic_room_impulse_response(rt60_s: float, sample_rate: int,
+                                    rng: np.random.Generator) -> np.ndarray:
+    """A room impulse response of `rt60_s` seconds: a direct-path impulse followed by Gaussian
+    noise under an exponential envelope that decays by 60 dB over rt60_s. Shape
+    (round(rt60_s * sample_rate),), unit energy."""
+    length = max(1, int(round(rt60_s * sample_rate)))
+    time_s = np.arange(length) / sample_rate
+    # Amplitude envelope 10^(-3 t / rt60): energy falls 60 dB at t = rt60.
+    envelope = 10.0 ** (-(RT60_DECAY_DB / 20.0) * time_s / rt60_s)
+    response = rng.standard_normal(length) * envelope
+    response[0] = 1.0  # the direct path
+    return (response / np.sqrt(np.sum(response ** 2))).astype(np.float32)
+
+
+def reverberate(waveform: np.ndarray, impulse_response: np.ndarray) -> np.ndarray:
+    """`waveform` convolved with `impulse_response`, cut to the input length (the reverberant
+    tail past the end is dropped) and scaled back to the input's RMS level."""
+    if waveform.size == 0:
+        return waveform.copy()
+    wet = fftconvolve(waveform, impulse_response, mode="full")[: waveform.size]
+    dry_rms = np.sqrt(np.mean(np.square(waveform, dtype=np.float64)))
+    wet_rms = np.sqrt(np.mean(np.square(wet, dtype=np.float64)))
+    if wet_rms > 0:
+        wet = wet * (dry_rms / wet_rms)
+    return wet.astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------------------
+# Feature augmentation
+# ---------------------------------------------------------------------------------------------
+
+
+def spec_augment(features: torch.Tensor, cfg: AugmentConfig,
+                 rng: np.random.Generator) -> torch.Tensor:
+    """SpecAugment frequency and time masks on (frames, num_features) features.
+
+    Each of `cfg.freq_masks` masks zeroes 0..freq_mask_width adjacent bins, each of
+    `cfg.time_masks` masks 0..time_mask_max_fraction * frames adjacent frames. Zero is the mean
+    of normalized features. Returns a masked copy of the same shape.
+    """
+    masked = features.clone()
+    frames, bins = masked.shape
+    for _ in range(cfg.freq_masks):
+        width = int(rng.integers(0, min(cfg.freq_mask_width, bins) + 1))
+        start = int(rng.integers(0, bins - width + 1))
+        masked[:, start:start + width] = 0.0
+    max_time_width = int(cfg.time_mask_max_fraction * frames)
+    for _ in range(cfg.time_masks):
+        width = int(rng.integers(0, max_time_width + 1))
+        start = int(rng.integers(0, frames - width + 1))
+        masked[start:start + width, :] = 0.0
+    return masked
+
+
+# ---------------------------------------------------------------------------------------------
+# The whole chain
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class AugmentationLog:
+    """What was applied to one utterance (for tests, debugging and TensorBoard)."""
+
+    speed: float = 1.0
+    rt60_s: float = 0.0  # 0: no reverberation
+    noise: str = ""  # "", a colour, or "babble"
+    snr_db: float = float("inf")
+
+
+class Augmenter:
+    """Applies the switched-on augmentations of an AugmentConfig in a fixed order:
+    speed -> reverberation -> noise on the waveform, then SpecAugment on the features."""
+
+    def __init__(self, cfg: AugmentConfig, sample_rate: int) -> None:
+        validate_augment_config(cfg)
+        self.cfg = cfg
+        self.sample_rate = sample_rate
+
+    def waveform(self, waveform: np.ndarray, rng: np.random.Generator,
+                 babble_source: Optional[BabbleSource] = None,
+                 ) -> tuple[np.ndarray, AugmentationLog]:
+        """The augmented (samples',) waveform and what was done; samples' differs from the input
+        only under speed perturbation."""
+        cfg = self.cfg
+        log = AugmentationLog()
+        if cfg.speed_perturb:
+            steps = int(round((cfg.speed_max - cfg.speed_min) / cfg.speed_step))
+            log.speed = round(cfg.speed_min + cfg.speed_step * int(rng.integers(0, steps + 1)), 6)
+            waveform = speed_perturb(waveform, log.speed, self.sample_rate)
+        if cfg.reverb and rng.random() < cfg.reverb_prob:
+            log.rt60_s = float(rng.uniform(cfg.rt60_min_s, cfg.rt60_max_s))
+            response = synthetic_room_impulse_response(log.rt60_s, self.sample_rate, rng)
+            waveform = reverberate(waveform, response)
+        if cfg.noise and rng.random() < cfg.noise_prob:
+            log.snr_db = float(rng.uniform(cfg.snr_min_db, cfg.snr_max_db))
+            noise = None
+            if babble_source is not None and rng.random() < cfg.babble_prob:
+                voices = babble_source(cfg.babble_speakers, rng)
+                if voices:
+                    noise = babble_noise(voices, waveform.size, rng)
+                    log.noise = "babble"
+            if noise is None:
+                colours = list(cfg.noise_colours)
+                log.noise = colours[int(rng.integers(0, len(colours)))]
+                noise = coloured_noise(waveform.size, log.noise, rng)
+            waveform = add_noise(waveform, noise, log.snr_db)
+        return waveform, log
+
+    def features(self, features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """SpecAugment (when switched on) of (frames, num_features) features."""
+        if self.cfg.spec_augment:
+            return spec_augment(features, self.cfg, rng)
+        return features
+
+
+def _unit_rms(signal: np.ndarray) -> np.ndarray:
+    rms = np.sqrt(np.mean(np.square(signal))) if signal.size else 0.0
+    if rms == 0:
+        return signal.astype(np.float32)
+    return (signal / rms).astype(np.float32)

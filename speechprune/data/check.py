@@ -1,0 +1,282 @@
+"""Validating utterances: every problem that would break or poison training, with its line.
+
+`check_utterance` is the reusable unit (training may call it to skip bad inputs);
+`check_manifest` runs it over a whole manifest for `speechprune data check`.
+
+Audio is decoded once per utterance, in blocks (memory stays flat for long files), to find
+what a header alone cannot show: a file cut short, digital silence.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import struct
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
+
+from speechprune.config import DataCheckConfig, TextConfig
+from speechprune.data.manifest import Utterance, read_manifest
+from speechprune.data.text import Alphabet, TranscriptError, ctc_min_frames, normalize_text
+
+# Problem kinds, in the order the summary lists them.
+PROBLEM_KINDS = (
+    "missing",  # the audio file does not exist
+    "unreadable",  # not an audio file soundfile can open
+    "truncated",  # fewer samples decode than the header declares, or decoding fails midway
+    "empty",  # zero samples (or a 0-byte file)
+    "silent",  # peak amplitude below the silence threshold
+    "duration_mismatch",  # the manifest's duration disagrees with the file header's
+    "out_of_alphabet",  # normalized transcript has characters outside the alphabet
+    "too_long_transcript",  # more CTC labels than the audio gives output frames
+)
+
+# Frames decoded per read: bounds memory for long recordings; large enough that the Python
+# loop costs nothing next to decoding.
+_READ_BLOCK_FRAMES = 1 << 16
+
+# Compressed formats whose header frame count is an estimate (from bitrate or a Xing/VBRI
+# header): a shortfall counts as truncation only beyond the duration tolerance.
+_ESTIMATED_LENGTH_FORMATS = {"MP3", "OGG"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str  # "file:line" of the manifest entry
+    kind: str  # one of PROBLEM_KINDS
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.kind}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CheckLimits:
+    """The thresholds of the checks."""
+
+    hop_ms: float  # feature hop: one feature frame per hop
+    time_stride: int  # the model's total stride in time (feature frames per output frame)
+    duration_tolerance_s: float  # largest accepted |manifest duration - file duration|
+    silence_peak: float  # peak |amplitude| (full scale 1.0) below which audio is silent
+
+    @classmethod
+    def from_config(cls, cfg: DataCheckConfig) -> "CheckLimits":
+        return cls(cfg.features.hop_ms, cfg.time_stride, cfg.duration_tolerance_s,
+                   cfg.silence_peak)
+
+
+@dataclass(frozen=True)
+class AudioFacts:
+    """What decoding one file showed."""
+
+    sample_rate: int  # Hz
+    header_frames: int  # samples per channel the header declares
+    decoded_frames: int  # samples per channel that actually decoded
+    peak: float  # largest |amplitude| decoded, full scale 1.0
+    format: str  # soundfile's format name ("WAV", "FLAC", "MP3", ...)
+    decode_error: str | None = None  # why decoding stopped early, if it did
+
+    @property
+    def header_duration_s(self) -> float:
+        return self.header_frames / self.sample_rate
+
+    @property
+    def decoded_duration_s(self) -> float:
+        return self.decoded_frames / self.sample_rate
+
+
+def output_frames(duration_s: float, hop_ms: float, time_stride: int) -> int:
+    """Model output frames for `duration_s` seconds of audio: feature frames (one per hop_ms)
+    divided by the model's time stride, rounded down (so the estimate never exceeds what the
+    model produces)."""
+    return int(duration_s * 1000.0 / hop_ms) // time_stride
+
+
+def _riff_declared_frames(path: str) -> int | None:
+    """Samples per channel a RIFF/WAVE file's `data` chunk declares, or None when the file is
+    not plain RIFF or the size is the streaming placeholder. Needed because libsndfile quietly
+    shortens the length of a WAV cut short to what the file holds."""
+    try:
+        with open(path, "rb") as handle:
+            riff = handle.read(12)
+            if len(riff) < 12 or riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+                return None
+            block_align = None
+            while True:
+                chunk = handle.read(8)
+                if len(chunk) < 8:
+                    return None
+                chunk_id, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+                if chunk_id == b"fmt ":
+                    fmt = handle.read(size + (size & 1))
+                    block_align = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+                elif chunk_id == b"data":
+                    # Writers streaming to a pipe leave 0 or 0xFFFFFFFF: the length is unknown.
+                    if not block_align or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // block_align
+                else:
+                    handle.seek(size + (size & 1), os.SEEK_CUR)
+    except OSError:
+        return None
+
+
+def inspect_audio(path: str) -> AudioFacts:
+    """Decode `path` once and report its header length, decoded length and peak.
+
+    Raises sf.LibsndfileError / RuntimeError when the file cannot be opened at all."""
+    with sf.SoundFile(path) as audio:
+        header_frames = audio.frames
+        decoded, peak, error = 0, 0.0, None
+        try:
+            while True:
+                block = audio.read(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                decoded += len(block)
+                peak = max(peak, float(np.abs(block).max()))
+        except (sf.LibsndfileError, RuntimeError) as decode_error:
+            error = str(decode_error)
+        facts = AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error)
+    if facts.format in ("WAV", "WAVEX"):
+        declared = _riff_declared_frames(path)
+        if declared is not None and declared > header_frames:
+            facts = AudioFacts(facts.sample_rate, declared, facts.decoded_frames, facts.peak,
+                               facts.format, facts.decode_error)
+    return facts
+
+
+def check_audio(utterance: Utterance, limits: CheckLimits) -> tuple[list[Problem], AudioFacts | None]:
+    """Problems of the utterance's audio file, and what decoding it showed (None when it
+    could not be opened)."""
+    where, path = utterance.source, utterance.audio_filepath
+    if not os.path.isfile(path):
+        return [Problem(where, "missing", f"audio file {path} not found")], None
+    if os.path.getsize(path) == 0:
+        return [Problem(where, "empty", f"audio file {path} is 0 bytes")], None
+    try:
+        facts = inspect_audio(path)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        return [Problem(where, "unreadable", f"cannot open {path} as audio ({error})")], None
+
+    problems = []
+    shortfall = facts.header_frames - facts.decoded_frames
+    allowed = (limits.duration_tolerance_s * facts.sample_rate
+               if facts.format in _ESTIMATED_LENGTH_FORMATS else 0)
+    if facts.decode_error is not None:
+        problems.append(Problem(where, "truncated",
+                                f"{path}: decoding fails before the end of the "
+                                f"{facts.header_duration_s:.2f} s the header declares "
+                                f"({facts.decode_error})"))
+    elif shortfall > allowed:
+        problems.append(Problem(where, "truncated",
+                                f"{path}: header declares {facts.header_duration_s:.3f} s but "
+                                f"only {facts.decoded_duration_s:.3f} s of audio is there"))
+    if facts.header_frames == 0 and facts.decoded_frames == 0:
+        problems.append(Problem(where, "empty", f"{path} holds no samples"))
+    elif facts.decode_error is None and facts.peak < limits.silence_peak:
+        problems.append(Problem(where, "silent",
+                                f"{path}: peak amplitude {facts.peak:.2g} is below "
+                                f"silence_peak={limits.silence_peak:g}"))
+    # A manifest that agrees with the decoded length of a truncated file (durations read from
+    # its header by libsndfile) is not wrong: the truncation is reported already.
+    off_by = min(abs(utterance.duration - facts.header_duration_s),
+                 abs(utterance.duration - facts.decoded_duration_s))
+    if not math.isnan(utterance.duration) and off_by > limits.duration_tolerance_s:
+        problems.append(Problem(where, "duration_mismatch",
+                                f"manifest says {utterance.duration:.3f} s but {path} is "
+                                f"{facts.header_duration_s:.3f} s (tolerance "
+                                f"{limits.duration_tolerance_s:g} s)"))
+    return problems, facts
+
+
+def transcript_labels(utterance: Utterance, alphabet: Alphabet, text_cfg: TextConfig) -> list[int]:
+    """CTC label indices of the utterance's normalized transcript.
+
+    Raises TranscriptError naming the utterance's file:line for characters outside the
+    alphabet (unless the alphabet drops them)."""
+    return alphabet.encode(normalize_text(utterance.text, text_cfg), where=utterance.source)
+
+
+def check_transcript(utterance: Utterance, alphabet: Alphabet, text_cfg: TextConfig,
+                     duration_s: float, limits: CheckLimits) -> list[Problem]:
+    """Problems of the transcript: characters outside the alphabet, or more CTC labels than
+    `duration_s` seconds of audio give output frames."""
+    where = utterance.source
+    try:
+        labels = transcript_labels(utterance, alphabet, text_cfg)
+    except TranscriptError as error:
+        # The error names `where` first; the problem line already does.
+        message = str(error).removeprefix(f"{where}: ")
+        return [Problem(where, "out_of_alphabet", message)]
+    if math.isnan(duration_s):
+        return []
+    frames = output_frames(duration_s, limits.hop_ms, limits.time_stride)
+    needed = ctc_min_frames(labels)
+    if needed > frames:
+        return [Problem(where, "too_long_transcript",
+                        f"the transcript needs at least {needed} CTC frames but {duration_s:.2f} s "
+                        f"of audio gives {frames} (hop {limits.hop_ms:g} ms, time stride "
+                        f"{limits.time_stride}); check the pairing of audio and transcript")]
+    return []
+
+
+def check_utterance(utterance: Utterance, alphabet: Alphabet, text_cfg: TextConfig,
+                    limits: CheckLimits) -> list[Problem]:
+    """Every problem of one utterance: its audio file, then its transcript."""
+    problems, facts = check_audio(utterance, limits)
+    if any(problem.kind == "empty" for problem in problems):
+        duration_s = math.nan  # reported already; no transcript could fit it
+    elif facts is None or facts.decode_error is not None:
+        duration_s = utterance.duration  # the audio tells nothing reliable: trust the manifest
+    else:
+        duration_s = facts.decoded_duration_s  # what the model will actually see
+    return problems + check_transcript(utterance, alphabet, text_cfg, duration_s, limits)
+
+
+@dataclass
+class CheckReport:
+    utterances: int
+    problems: list[Problem] = field(default_factory=list)
+
+    def counts(self) -> Counter:
+        return Counter(problem.kind for problem in self.problems)
+
+    def summary(self) -> str:
+        """"12 utterances, 3 problems (missing: 1, silent: 2)"."""
+        counts = self.counts()
+        by_kind = ", ".join(f"{kind}: {counts[kind]}" for kind in PROBLEM_KINDS if counts[kind])
+        text = f"{self.utterances} utterances, {len(self.problems)} problems"
+        return f"{text} ({by_kind})" if by_kind else text
+
+
+def check_utterances(utterances: list[Utterance], alphabet: Alphabet, text_cfg: TextConfig,
+                     limits: CheckLimits, workers: int = 1) -> CheckReport:
+    """Check every utterance (decoding in `workers` threads), problems in manifest order."""
+
+    def check(utterance: Utterance) -> list[Problem]:
+        return check_utterance(utterance, alphabet, text_cfg, limits)
+
+    progress = dict(total=len(utterances), desc="checking", unit="utt", leave=False, disable=None)
+    if workers > 1:
+        # Decoding runs in libsndfile with the GIL released, so threads do overlap.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(tqdm(pool.map(check, utterances), **progress))
+    else:
+        results = [check(utterance) for utterance in tqdm(utterances, **progress)]
+    return CheckReport(len(utterances), [problem for found in results for problem in found])
+
+
+def check_manifest(path: str | Path, cfg: DataCheckConfig) -> CheckReport:
+    """Read the manifest at `path` in `cfg.format` and check every utterance.
+
+    Raises ManifestError when the manifest itself cannot be read."""
+    utterances = read_manifest(path, cfg.format)
+    return check_utterances(utterances, Alphabet.from_config(cfg.text), cfg.text,
+                            CheckLimits.from_config(cfg), cfg.workers)

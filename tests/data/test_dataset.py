@@ -1,0 +1,165 @@
+"""Specification of speechprune/data/dataset.py: real manifests with good and bad utterances,
+skip-and-count versus error naming the line, collation and a DataLoader with a worker."""
+
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import torchaudio
+
+from speechprune.config import AugmentConfig, FeatureConfig, TextConfig
+from speechprune.data.batching import BucketBatchSampler
+from speechprune.data.dataset import (
+    BadUtteranceError,
+    Batch,
+    Example,
+    Skipped,
+    SpeechDataset,
+    collate,
+    make_dataloader,
+)
+from speechprune.data.features import FeatureExtractor
+from speechprune.data.manifest import Utterance, read_jsonl, write_jsonl
+from speechprune.data.text import Alphabet
+
+RATE = 16000
+TEXT = TextConfig()
+ALPHABET = Alphabet.from_config(TEXT)
+SPOKEN = ["Turn on the 2 lamps", "go north", "Hello, world!", "call mom now please"]
+
+
+def write_speech(path, text):
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
+    samples, rate = sf.read(str(raw), dtype="float32")
+    samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, RATE).numpy()
+    sf.write(str(path), samples, RATE)
+    return Utterance(str(path), len(samples) / RATE, text)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """A manifest of four spoken utterances (lines 1-4) and three bad ones: a missing file
+    (line 5), a corrupt file (line 6), a 0.05 s click with a long transcript (line 7)."""
+    folder = tmp_path_factory.mktemp("corpus")
+    good = [write_speech(folder / f"good{i}.wav", text) for i, text in enumerate(SPOKEN)]
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt garbage")
+    sf.write(str(folder / "short.wav"), np.full(800, 0.1, dtype=np.float32), RATE)
+    bad = [Utterance(str(folder / "missing.wav"), 1.0, "gone"),
+           Utterance(str(folder / "corrupt.wav"), 1.0, "broken"),
+           Utterance(str(folder / "short.wav"), 0.05, "a transcript much too long for audio")]
+    manifest = folder / "train.jsonl"
+    write_jsonl(good + bad, manifest)
+    return read_jsonl(manifest)
+
+
+def dataset(utterances, **overrides):
+    return SpeechDataset(utterances, ALPHABET, TEXT, FeatureExtractor(FeatureConfig()),
+                         **overrides)
+
+
+def test_good_utterance_gives_features_and_encoded_normalized_transcript(corpus):
+    example = dataset(corpus)[0]
+    assert isinstance(example, Example)
+    assert example.text == "turn on the two lamps"
+    assert example.labels.tolist() == ALPHABET.encode("turn on the two lamps")
+    samples = sf.info(corpus[0].audio_filepath).frames
+    assert example.features.shape == (1 + samples // 160, 161)
+
+
+def test_bad_utterances_are_skipped_with_their_reason_and_counted(corpus):
+    data = dataset(corpus, bad_input="skip")
+    items = [data[i] for i in range(len(data))]
+    assert [isinstance(item, Skipped) for item in items] == [False] * 4 + [True] * 3
+    reasons = [item.reason for item in items[4:]]
+    assert reasons[0].startswith(corpus[4].source) and "not found" in reasons[0]
+    assert reasons[1].startswith(corpus[5].source) and "unreadable" in reasons[1]
+    assert reasons[2].startswith(corpus[6].source) and "too long" in reasons[2]
+    batch = collate(items)
+    assert batch.size == 4 and batch.skipped == 3 and len(batch.skip_reasons) == 3
+
+
+@pytest.mark.parametrize("line", [5, 6, 7])
+def test_bad_input_error_raises_naming_the_manifest_line(corpus, line):
+    data = dataset(corpus, bad_input="error")
+    with pytest.raises(BadUtteranceError, match=rf"train\.jsonl:{line}: .*data\.bad_input=skip"):
+        data[line - 1]
+
+
+def test_time_stride_makes_a_transcript_too_long_for_ctc(corpus):
+    # "hello world" needs 12 CTC frames ("ll" twice counts a blank); a stride of 60 leaves fewer.
+    assert isinstance(dataset(corpus, time_stride=2)[2], Example)
+    assert isinstance(dataset(corpus, time_stride=60)[2], Skipped)
+
+
+def test_collate_pads_features_and_targets_with_zeros(corpus):
+    data = dataset(corpus)
+    examples = [data[i] for i in range(4)]
+    batch = collate(examples)
+    longest = max(e.features.shape[0] for e in examples)
+    assert batch.features.shape == (4, longest, 161) and batch.features.dtype == torch.float32
+    assert batch.feature_lengths.tolist() == [e.features.shape[0] for e in examples]
+    assert batch.target_lengths.tolist() == [e.labels.numel() for e in examples]
+    assert batch.targets.dtype == torch.int64 and batch.feature_lengths.dtype == torch.int64
+    assert batch.indices.tolist() == [0, 1, 2, 3]
+    assert batch.texts == [e.text for e in examples]
+    for row, example in enumerate(examples):
+        frames, labels = example.features.shape[0], example.labels.numel()
+        assert torch.equal(batch.features[row, :frames], example.features)
+        assert (batch.features[row, frames:] == 0).all()
+        assert torch.equal(batch.targets[row, :labels], example.labels)
+        assert (batch.targets[row, labels:] == 0).all()
+    expected = 1 - sum(batch.feature_lengths.tolist()) / (4 * longest)
+    assert batch.padding_fraction == pytest.approx(expected)
+    moved = batch.to("cpu")
+    assert isinstance(moved, Batch) and torch.equal(moved.features, batch.features)
+
+
+def test_a_batch_of_only_skipped_utterances_is_empty_but_counted(corpus):
+    data = dataset(corpus)
+    batch = collate([data[4], data[5]])
+    assert batch.size == 0 and batch.skipped == 2 and batch.features.shape[0] == 0
+
+
+def test_training_augmentation_is_reproducible_per_epoch(corpus):
+    augment = AugmentConfig(spec_augment=True, speed_perturb=True, noise=True, noise_prob=1.0,
+                            babble_prob=0.5, reverb=True, reverb_prob=0.5)
+    data = dataset(corpus[:4], augment_cfg=augment, seed=5)
+    data.set_epoch(1)
+    first = data[0].features
+    again = dataset(corpus[:4], augment_cfg=augment, seed=5)
+    again.set_epoch(1)
+    assert torch.equal(again[0].features, first)
+    again.set_epoch(2)
+    assert not torch.equal(again[0].features, first)
+    clean = dataset(corpus[:4])[0].features
+    assert not torch.equal(clean, first)
+
+
+def test_dataloader_with_a_worker_and_the_bucket_sampler_yields_every_batch(corpus):
+    data = dataset(corpus, bad_input="skip")
+    sampler = BucketBatchSampler(data.frame_lengths(), max_frames_per_batch=800,
+                                 max_batch_size=3, seed=0)
+    loader = make_dataloader(data, sampler, num_workers=1)
+    batches = list(loader)
+    assert len(batches) == len(sampler.batches(0))
+    assert sum(b.size for b in batches) == 4 and sum(b.skipped for b in batches) == 3
+    seen = sorted(i for b in batches for i in b.indices.tolist())
+    assert seen == [0, 1, 2, 3]
+
+
+def test_frame_lengths_come_from_durations_or_the_header_when_missing(corpus):
+    from dataclasses import replace
+
+    data = dataset([replace(corpus[0], duration=float("nan")), corpus[1], corpus[4]])
+    lengths = data.frame_lengths()
+    assert lengths[0] == 1 + sf.info(corpus[0].audio_filepath).frames // 160
+    assert lengths[1] == data.features.frames_for_duration(corpus[1].duration)
+    assert lengths[2] == data.features.frames_for_duration(1.0)  # missing file: manifest says 1 s
+
+
+def test_unknown_bad_input_policy_names_the_key(corpus):
+    with pytest.raises(ValueError, match="data.bad_input"):
+        dataset(corpus, bad_input="ignore")
