@@ -47,11 +47,18 @@ class FeatureConfig:
     # "utterance": per-utterance mean/variance per bin; "global": statistics from the training
     # set (computed once and cached next to the manifest); "none".
     normalize: str = "utterance"
+    # Global statistics are estimated from at most this many training utterances, evenly
+    # spaced through the manifest (0: all of them).
+    stats_max_utterances: int = 2000
 
 
 @dataclass
 class AugmentConfig:
-    """On-the-fly augmentation of training utterances; each part is switchable."""
+    """On-the-fly augmentation of training utterances; each part is switchable.
+
+    Every random choice is drawn from a generator seeded by (seed, epoch, utterance index), so a
+    resumed or distributed run sees exactly the same augmentation.
+    """
 
     spec_augment: bool = False
     freq_masks: int = 2
@@ -62,11 +69,17 @@ class AugmentConfig:
     speed_perturb: bool = False
     speed_min: float = 0.9
     speed_max: float = 1.1
+    # Factors are drawn on this grid: a coarse grid keeps the resampling ratio's gcd large and
+    # the polyphase resampler cheap (0.01 at 16 kHz: at most 100/110-like ratios).
+    speed_step: float = 0.01
 
     noise: bool = False
     noise_prob: float = 0.5
     snr_min_db: float = 10.0
     snr_max_db: float = 30.0
+    # Synthetic coloured noise, one colour drawn per utterance: white (flat), pink (1/f power),
+    # brown (1/f^2 power).
+    noise_colours: list[str] = field(default_factory=lambda: ["white", "pink", "brown"])
     babble_prob: float = 0.3  # of the noisy utterances, the share whose noise is babble
     babble_speakers: int = 3
 
@@ -80,11 +93,13 @@ class AugmentConfig:
 class BatchConfig:
     """Length-bucketed batching bounded by total feature frames (keeps padding low)."""
 
-    max_frames_per_batch: int = 12000  # sum of padded frames in one batch, 10 ms frames
+    # Budget of one batch: batch size x longest utterance, in 10 ms feature frames (before
+    # speed perturbation, which may lengthen an utterance by 1 / speed_min).
+    max_frames_per_batch: int = 12000
     max_batch_size: int = 64
     sortagrad: bool = True  # first epoch in order of increasing duration (DeepSpeech2)
     num_workers: int = 1
-    shuffle: bool = True
+    shuffle: bool = True  # shuffle the order of the (length-bucketed) batches every epoch
 
 
 @dataclass
@@ -135,6 +150,31 @@ class CorpusConfig:
     # Sentence length bounds for the `sentences` corpus (words).
     min_words: int = 3
     max_words: int = 20
+    # Share of each split's utterances spoken by the natural voices (flite, festival); the rest
+    # by espeak-ng speakers.
+    natural_share: float = 0.5
+    # espeak-ng speakers are every accent x variant pair. Variants that are barely intelligible
+    # (whisper, croak, robots, novelty voices) are left out on purpose.
+    espeak_accents: list[str] = field(default_factory=lambda: [
+        "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
+        "en-029", "en-us-nyc"])
+    espeak_variants: list[str] = field(default_factory=lambda: [
+        "m1", "m2", "m3", "m4", "m6", "m7", "f1", "f2", "f3", "f4", "Alex", "Andy", "Annie",
+        "david", "ed", "linda", "max", "paul", "rob", "steph"])
+    # Speaking rate of espeak-ng at rate multiplier 1 (words per minute; espeak's default is 175).
+    espeak_words_per_minute: float = 160.0
+    # Duration stretch at rate multiplier 1 (>1 is slower; 1.2 sounds most natural for flite).
+    flite_duration_stretch: float = 1.2
+    festival_duration_stretch: float = 1.1
+    # Silence trimming: frames quieter than this (dB below the peak) count as silence; this much
+    # of it is kept at either end.
+    trim_threshold_db: float = 40.0
+    keep_silence_ms: float = 150.0
+    peak_level: float = 0.9  # peak absolute amplitude after normalization (full scale = 1)
+    # Utterances per worker job (festival synthesizes a whole job in one process).
+    job_size: int = 24
+    festival_job_size: int = 48
+    progress_every_s: float = 10.0  # seconds between progress log lines
 
 
 @dataclass
@@ -148,10 +188,15 @@ class DataCheckConfig:
     format: str = "auto"
     text: TextConfig = field(default_factory=TextConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
-    # Relative tolerance between the manifest's duration and the file's.
+    # Largest accepted difference (seconds) between the manifest's duration and the file's.
     duration_tolerance_s: float = 0.1
-    # Peak absolute amplitude below which audio counts as silent.
+    # Peak absolute amplitude (full scale 1.0) below which audio counts as silent.
     silence_peak: float = 1e-4
+    # The acoustic model's total stride in time: feature frames per CTC output frame
+    # (the product of the conv time strides, 2 for the default model).
+    time_stride: int = 2
+    # Threads decoding audio at once (libsndfile decodes without holding the GIL).
+    workers: int = 2
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,21 +206,31 @@ class DataCheckConfig:
 
 @dataclass
 class ModelConfig:
-    """DeepSpeech2: 2D convolutions -> recurrent stack -> fully connected -> CTC."""
+    """DeepSpeech2: 2D convolutions -> recurrent stack -> fully connected -> CTC.
+
+    The defaults are a small model that trains in minutes on two CPU cores; experiment presets
+    scale it up. Sizes are per direction (hidden_size) and in feature frames (10 ms each).
+    """
 
     name: str = "bigru"
+    # The first `conv_layers` entries of the three lists below are used (1 to 3 in DeepSpeech2).
     conv_layers: int = 2
-    conv_channels: list[int] = field(default_factory=lambda: [32, 32])
-    # (time, frequency) per conv layer.
-    conv_kernels: list[list[int]] = field(default_factory=lambda: [[11, 41], [11, 21]])
-    conv_strides: list[list[int]] = field(default_factory=lambda: [[2, 2], [1, 2]])
-    relu_clip: float = 20.0
+    conv_channels: list[int] = field(default_factory=lambda: [32, 32, 96])
+    # (time, frequency) per conv layer; padding is half the kernel, so a stride-1 conv keeps
+    # the number of frames. DeepSpeech2 uses (11, 21) after the first layer; (11, 11) costs a
+    # third less CPU time per step at this size.
+    conv_kernels: list[list[int]] = field(default_factory=lambda: [[11, 41], [11, 11], [11, 11]])
+    # The product of the time strides is the model's time stride (input frames per output frame).
+    conv_strides: list[list[int]] = field(default_factory=lambda: [[2, 2], [1, 2], [1, 2]])
+    relu_clip: float = 20.0  # clipped ReLU: min(max(x, 0), relu_clip)
     rnn_type: str = "gru"  # "rnn_relu", "rnn_tanh", "gru", "lstm"
-    hidden_size: int = 256
+    hidden_size: int = 256  # per direction
     num_layers: int = 3
     bidirectional: bool = True
     merge: str = "sum"  # how the two directions combine: "sum" or "concat"
-    lookahead_context: int = 20  # frames of future context for unidirectional models
+    # Output frames of future context seen by the row convolution after the last recurrent
+    # layer of a unidirectional model (ignored when bidirectional).
+    lookahead_context: int = 20
     batch_norm: bool = True  # sequence-wise batch norm between recurrent layers
     fc_hidden: int = 0  # optional hidden fully connected layer before the output (0: none)
 
@@ -209,6 +264,7 @@ class TrainerConfig:
     eval_every_epochs: int = 1
     sample_predictions: int = 4  # dev predictions written to TensorBoard as text
     max_steps: int = 0  # stop after this many optimizer steps (0: run all epochs)
+    checkpoint_every_steps: int = 0  # also save `last` mid-epoch every N steps (0: per epoch)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
     resume: bool = True  # resume from `last` when the run directory already holds one
     decoder: str = "greedy"
@@ -221,33 +277,57 @@ class TrainerConfig:
 
 @dataclass
 class PruningGroupConfig:
-    """One layer group with its own threshold schedule (Narang et al. 2017)."""
+    """One layer group: the weight matrices it selects and their pruning schedule.
 
-    # Parameter-name glob patterns (fnmatch) that select the group's weight matrices.
+    Iterations (`start_itr`, `ramp_itr`, `end_itr`) count optimizer steps over the whole run
+    (0-based) and are written with a unit so one preset fits any corpus size:
+    `2000` (steps), `"1 epoch"` / `"1.5 epochs"` (epochs of `steps_per_epoch` steps) or `"25%"`
+    (of the run's total steps). Which keys a method reads:
+
+    - narang, block: the threshold rises from `start_itr`, faster from `ramp_itr`, and the masks
+      freeze at `end_itr`; the threshold is updated every `freq` steps.
+    - gradual: sparsity rises on the cubic curve from `initial_sparsity` at `start_itr` to
+      `target_sparsity` at `end_itr`, updated every `freq` steps.
+    - oneshot: every matrix is cut to `target_sparsity` once, at `end_itr`.
+    - l1: the L1 penalty acts from `start_itr` to `end_itr`; then the cut to `target_sparsity`.
+    """
+
+    # Parameter-name glob patterns (fnmatch over `model.named_parameters()` names).
     patterns: list[str] = field(default_factory=list)
-    # Iterations may be given as steps (int >= 1), or as fractions of total training (0 < x < 1).
-    start_itr: float = 0.0
-    ramp_itr: float = 0.0
-    end_itr: float = 0.0
-    freq: int = 100
-    # Slopes: given explicitly, or (when start_slope <= 0) derived with Eq. 1 from the
-    # `percentile` of |w| per matrix.
-    start_slope: float = 0.0
-    ramp_slope: float = 0.0
+    # Select only parameters with >= 2 dimensions (weight matrices, conv kernels), so a pattern
+    # like "fc.*weight" skips the 1-D batch-norm weights next to the linear layer.
+    matrices_only: bool = True
+    # Paper defaults: start of the 2nd epoch, ramp at 25% and end at 50% of training.
+    start_itr: str = "1 epoch"
+    ramp_itr: str = "25%"
+    end_itr: str = "50%"
+    freq: int = 100  # steps between threshold / sparsity updates (shrink it on tiny corpora)
+    # Slopes (theta, phi) of the threshold in |w| per `freq` steps. null: derived per weight
+    # matrix with Eq. 1 from the `percentile` of |w| (of the baseline run's weights, or of the
+    # model's own weights at `start_itr` when no baseline is given).
+    start_slope: Optional[float] = None
+    ramp_slope: Optional[float] = None  # null: ramp_multiplier * start_slope
     ramp_multiplier: float = 1.5
     percentile: float = 90.0
+    # gradual, oneshot, l1: fraction of each matrix's entries pruned (0 <= s < 1).
+    initial_sparsity: float = 0.0
+    target_sparsity: float = 0.9
 
 
 @dataclass
 class PruningConfig:
-    method: str = "none"
-    # A dense baseline run directory: source of q (Eq. 1) and the reference for relative WER.
+    """Which pruning method runs during training, on which layer groups."""
+
+    method: str = "none"  # "none", "narang", "gradual", "block", "l1", "oneshot"
+    # A dense baseline run directory (holds checkpoints/best.pt): source of q for Eq. 1 and the
+    # reference for relative WER. null: q comes from the model's own weights at start_itr.
     baseline: Optional[str] = None
     groups: dict[str, PruningGroupConfig] = field(default_factory=dict)
-    # Method-specific settings (target sparsity, block shape, L1 strength...).
-    target_sparsity: float = 0.9
+    # block: (rows, columns) of one block; edge blocks of a matrix that is not a multiple of it
+    # are smaller (padded).
     block_shape: list[int] = field(default_factory=lambda: [4, 4])
-    l1_strength: float = 0.0
+    # l1: strength of the penalty sum(|w|) over the pruned groups' weights, added to the loss.
+    l1_strength: float = 1e-5
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,11 +353,11 @@ class EvaluateConfig:
     manifest: str = MISSING
     format: str = "auto"
     decoder: str = "greedy"
-    output_dir: str = "."
+    # Where predictions.jsonl and summary.json go ("": <run dir>/evaluation/<manifest name>).
+    output_dir: str = ""
     # Exit with status 1 when the corpus WER (percent) is above this (negative: never).
     max_wer: float = -1.0
     max_cer: float = -1.0
-    batch_frames: int = 20000
     device: str = "auto"
 
 

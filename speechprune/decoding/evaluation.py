@@ -11,7 +11,7 @@ import torch
 
 from speechprune.data.text import Alphabet
 from speechprune.decoding.greedy import greedy_decode
-from speechprune.decoding.metrics import ErrorCounts, utterance_errors
+from speechprune.decoding.metrics import ErrorCounts
 from speechprune.training.loss import ctc_loss
 
 
@@ -20,14 +20,19 @@ class UtteranceResult:
     index: int  # position in the evaluated manifest
     reference: str
     hypothesis: str
-    word_errors: int
-    words: int
-    char_errors: int
-    chars: int
+    errors: ErrorCounts
 
     @property
     def wer(self) -> float:
-        return 100.0 * self.word_errors / max(1, self.words)
+        return self.errors.wer
+
+    @property
+    def cer(self) -> float:
+        return self.errors.cer
+
+    def as_dict(self) -> dict:
+        return {"index": self.index, "reference": self.reference, "hypothesis": self.hypothesis,
+                **asdict(self.errors), "wer": self.wer, "cer": self.cer}
 
 
 @dataclass
@@ -47,15 +52,14 @@ class EvaluationResult:
 
     def summary(self) -> dict:
         """Corpus figures plus the best, median and worst utterance by WER."""
-        ranked = sorted(self.utterances, key=lambda u: (u.wer, u.char_errors))
+        ranked = sorted(self.utterances, key=lambda u: (u.wer, u.cer))
         pick = {}
         if ranked:
-            pick = {"best": asdict(ranked[0]), "median": asdict(ranked[len(ranked) // 2]),
-                    "worst": asdict(ranked[-1])}
+            pick = {"best": ranked[0].as_dict(), "median": ranked[len(ranked) // 2].as_dict(),
+                    "worst": ranked[-1].as_dict()}
         return {"wer": self.wer, "cer": self.cer, "loss": self.loss,
                 "utterances": len(self.utterances), "skipped": self.skipped,
-                "words": self.counts.words, "word_errors": self.counts.word_edits,
-                "chars": self.counts.chars, "char_errors": self.counts.char_edits,
+                **asdict(self.counts),
                 "median_utterance_wer": statistics.median(u.wer for u in ranked) if ranked else math.nan,
                 **pick}
 
@@ -82,11 +86,10 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
             loss_batches += 1
         hypotheses = greedy_decode(log_probs.float().cpu(), output_lengths.cpu(), alphabet)
         for index, reference, hypothesis in zip(batch.indices, batch.texts, hypotheses):
-            counts.add(reference, hypothesis)
-            errors = utterance_errors(reference, hypothesis)
-            results.append(UtteranceResult(int(index), reference, hypothesis,
-                                           errors["word_errors"], errors["words"],
-                                           errors["char_errors"], errors["chars"]))
+            errors = ErrorCounts()
+            errors.add(reference, hypothesis)
+            counts = counts.merge(errors)
+            results.append(UtteranceResult(int(index), reference, hypothesis, errors))
     model.train(was_training)
     results.sort(key=lambda r: r.index)
     loss = loss_sum / loss_batches if loss_batches else math.nan

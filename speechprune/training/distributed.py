@@ -33,6 +33,14 @@ class DistributedContext:
             torch_dist.all_reduce(tensor, op=torch_dist.ReduceOp.SUM)
         return tensor
 
+    def broadcast_flag(self, flag: bool) -> bool:
+        """Rank 0's `flag`, on every rank (for decisions only rank 0 can make)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device)
+        torch_dist.broadcast(value, src=0)
+        return bool(value.item())
+
     def all_equal(self, value: torch.Tensor) -> bool:
         """Whether every rank holds the same `value` (a small float64 tensor)."""
         if not self.enabled:

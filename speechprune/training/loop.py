@@ -206,7 +206,8 @@ class Trainer:
                 self.evaluate_dev()
             self.save("last")
 
-        if state.best_step < 0:  # no evaluation happened (e.g. zero epochs): evaluate now
+        # No best checkpoint yet (zero epochs trained): evaluate now. Rank 0 alone knows.
+        if self.dist.broadcast_flag(state.best_step < 0):
             self.evaluate_dev()
         return self.finish()
 

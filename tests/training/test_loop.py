@@ -1,0 +1,150 @@
+"""The training loop on real synthesized speech: learning, run directory, TensorBoard, resume,
+distributed training and config validation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ValidationError
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from speechprune.data.manifest import read_jsonl, write_jsonl
+from speechprune.training.checkpoint import load_checkpoint
+from speechprune.training.loop import Trainer, train
+from speechprune.training.run_dir import RunDirectory
+
+from training_helpers import REPO, compose_train, run_cli
+
+
+def test_training_steps_lower_the_loss_on_real_audio(tiny_train_overrides, tmp_path):
+    cfg = compose_train(tiny_train_overrides + ["optim=adamw", "optim.lr=3e-3", "optim.warmup_steps=0"])
+    trainer = Trainer(cfg, RunDirectory(tmp_path))
+    batch = next(iter(trainer.data.train_loader()))
+    losses = [trainer.train_step(batch)[0] for _ in range(8)]
+    assert all(torch.isfinite(torch.tensor(losses)))
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_overfits_a_handful_of_utterances_to_near_zero_cer(micro_corpus, tmp_path):
+    handful = read_jsonl(micro_corpus / "train.jsonl")[:4]
+    manifest = tmp_path / "handful.jsonl"
+    write_jsonl(handful, manifest)
+    overrides = ["model.conv_layers=1", "model.conv_channels=[8]", "model.conv_kernels=[[5,11]]",
+                 "model.conv_strides=[[2,4]]", "model.hidden_size=96", "model.num_layers=1",
+                 "data.batching.num_workers=0", "trainer.threads=1", "trainer.log_every_steps=50",
+                 f"data.train_manifest={manifest}", f"data.dev_manifest={manifest}",
+                 f"data.test_manifest={manifest}", "optim=adamw", "optim.lr=3e-3",
+                 "optim.warmup_steps=0", "optim.weight_decay=0", "trainer.epochs=250",
+                 "trainer.eval_every_epochs=250", "data.batching.sortagrad=false"]
+    metrics = train(compose_train(overrides), RunDirectory(tmp_path / "run"))
+    assert metrics["test_cer"] < 5.0, metrics
+
+
+def test_run_directory_holds_config_command_git_metrics_checkpoints_and_events(
+        tiny_train_overrides, tmp_path):
+    cfg = compose_train(tiny_train_overrides + ["trainer.epochs=1", "experiment_name=unit"])
+    run = RunDirectory(tmp_path)
+    metrics = train(cfg, run)
+
+    assert "hidden_size: 24" in (tmp_path / "config.yaml").read_text()
+    assert (tmp_path / "command.txt").read_text().startswith("speechprune")
+    assert "revision" in json.loads((tmp_path / "git.json").read_text())
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk == pytest.approx(metrics)
+    for key in ("test_wer", "test_cer", "dev_wer", "params_total", "params_nonzero", "steps",
+                "throughput_audio_s_per_s", "data_wait_fraction"):
+        assert key in on_disk
+    assert on_disk["params_total"] == on_disk["params_nonzero"]  # dense
+    assert load_checkpoint(run.last_checkpoint)["state"]["step"] == metrics["steps"]
+    assert run.best_checkpoint.is_file()
+
+    events = EventAccumulator(str(run.tensorboard), size_guidance={"tensors": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in ("train/loss", "train/grad_norm", "train/learning_rate",
+                "train/throughput_audio_s_per_s", "dev/loss", "dev/wer", "dev/cer",
+                "params/total", "params/nonzero", "hparams/test_wer"):
+        assert tag in scalars, tag
+    assert events.Scalars("dev/wer")[-1].value == pytest.approx(metrics["dev_wer"])
+    assert any("dev/samples" in tag for tag in events.Tags()["tensors"])
+    hparams = events.PluginTagToContent("hparams")
+    assert "_hparams_/session_start_info" in hparams
+    assert b"model.hidden_size" in hparams["_hparams_/session_start_info"]
+
+
+def test_typo_or_wrong_type_in_config_stops_naming_the_key(tiny_train_overrides):
+    with pytest.raises(ConfigCompositionException) as typo:
+        compose_train(tiny_train_overrides + ["model.hiden_size=3"])
+    assert "hiden_size" in str(typo.value) + str(typo.value.__cause__)
+    with pytest.raises((ConfigCompositionException, ValidationError)) as wrong_type:
+        compose_train(tiny_train_overrides + ["model.hidden_size=wide"])
+    assert "hidden_size" in str(wrong_type.value) + str(wrong_type.value.__cause__)
+
+
+def test_cli_reports_a_misspelt_key_and_exits_nonzero():
+    result = run_cli("train", "trainer.epoch=3", timeout=120)
+    assert result.returncode != 0
+    assert "epoch" in result.stderr and "TrainerConfig" in result.stderr
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return load_checkpoint(path)["state"]["step"]
+    except Exception:  # not written yet
+        return -1
+
+
+def test_run_killed_with_sigkill_resumes_to_identical_weights(tiny_train_overrides, tmp_path):
+    common = tiny_train_overrides + ["trainer.epochs=3", "trainer.checkpoint_every_steps=1"]
+    whole = run_cli("train", *common, f"hydra.run.dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    total_steps = _checkpoint_step(tmp_path / "whole/checkpoints/last.pt")
+    assert total_steps >= 4
+
+    killed_dir = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([str(Path(sys.executable).parent / "speechprune"), "train", *common,
+                                f"hydra.run.dir={killed_dir}"], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while _checkpoint_step(killed_dir / "checkpoints/last.pt") < total_steps // 2:
+        assert process.poll() is None, "run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stopped_at = _checkpoint_step(killed_dir / "checkpoints/last.pt")
+    assert stopped_at < total_steps
+
+    resumed = run_cli("train", *common, f"hydra.run.dir={killed_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    reference = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
+    continued = load_checkpoint(killed_dir / "checkpoints/last.pt")
+    assert continued["state"]["step"] == total_steps
+    for name, tensor in reference["model"].items():
+        assert torch.equal(tensor, continued["model"][name]), name
+    assert len((killed_dir / "command.txt").read_text().splitlines()) == 2
+
+
+def test_distributed_data_parallel_two_cpu_processes_hold_identical_weights(
+        tiny_train_overrides, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(Path(sys.executable).parent / "speechprune"), "train", *tiny_train_overrides,
+         "trainer.epochs=1", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["world_size"] == 2
+    assert metrics["ranks_identical"] is True
