@@ -14,8 +14,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("data", "build"): ("data_build", "synthesize an embedded corpus (corpus=tiny|sentences)"),
     ("data", "check"): ("data_check", "validate a manifest and list every problem with its line"),
     ("train",): ("train", "train a DeepSpeech2 model (optionally pruned) and evaluate it"),
+    ("predict",): ("predict", "predict a pruning schedule's final sparsity without training"),
     ("evaluate",): ("evaluate", "WER/CER of a run or checkpoint on a manifest"),
     ("transcribe",): ("transcribe", "print transcripts of audio files"),
+    ("export",): ("export", "write a compact (sparse) deployable model file"),
 }
 
 

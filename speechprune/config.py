@@ -267,7 +267,9 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0  # also save `last` mid-epoch every N steps (0: per epoch)
     threads: int = 0  # torch intra-op threads (0: leave torch's default)
     resume: bool = True  # resume from `last` when the run directory already holds one
-    decoder: str = "greedy"
+    # Decoder of the end-of-training test evaluation (the dev evaluations stay greedy, for
+    # speed): `trainer.decoder.name=beam trainer.decoder.lm=lm/tiny`.
+    decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig())
 
 
 # --------------------------------------------------------------------------------------------
@@ -348,11 +350,12 @@ class TrainConfig:
 
 @dataclass
 class EvaluateConfig:
-    # A run directory (its `best` checkpoint) or a checkpoint file.
-    model: str = MISSING
+    # A run directory (its `best` checkpoint), a checkpoint file or an exported model. Not
+    # called `model`: that name is the model config group of `train`.
+    model_path: str = MISSING
     manifest: str = MISSING
     format: str = "auto"
-    decoder: str = "greedy"
+    decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig())
     # Where predictions.jsonl and summary.json go ("": <run dir>/evaluation/<manifest name>).
     output_dir: str = ""
     # Exit with status 1 when the corpus WER (percent) is above this (negative: never).
@@ -363,10 +366,26 @@ class EvaluateConfig:
 
 @dataclass
 class TranscribeConfig:
-    model: str = MISSING
+    model_path: str = MISSING
     files: list[str] = field(default_factory=list)
-    decoder: str = "greedy"
+    decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig())
     device: str = "auto"
+
+
+@dataclass
+class ExportConfig:
+    # A run directory (its `which` checkpoint) or a checkpoint file.
+    model: str = MISSING
+    # The export file to write.
+    out: str = MISSING
+    which: str = "best"
+    # Pruned matrices: "auto" (per tensor the smallest of dense, csr, bitmask), "csr", "bitmask".
+    layout: str = "auto"
+    # Non-zero values of sparse tensors: "fp32" or "fp16" (halves their bytes; ~1e-3 relative error).
+    values: str = "fp32"
+    # Recurrent layers with at least this share of zero hidden-to-hidden weights run the sparse
+    # kernels when the export is loaded; denser ones run torch's dense kernels.
+    sparse_min_sparsity: float = 0.5
 
 
 def register_configs() -> None:
@@ -377,6 +396,10 @@ def register_configs() -> None:
     store.store(name="data_check_schema", node=DataCheckConfig)
     store.store(name="evaluate_schema", node=EvaluateConfig)
     store.store(name="transcribe_schema", node=TranscribeConfig)
+    store.store(name="export_schema", node=ExportConfig)
+    store.store(name="lm_build_schema", node=LmBuildConfig)
+    store.store(name="lm_tune_schema", node=LmTuneConfig)
+    store.store(group="decoder", name="decoder_schema", node=DecoderConfig)
 
 
 def as_dict(cfg: Any) -> dict:
@@ -384,3 +407,77 @@ def as_dict(cfg: Any) -> dict:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding with an n-gram language model (`speechprune lm build`, `speechprune lm tune`)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DecoderConfig:
+    """How CTC outputs become text: greedy (best path) or beam search with a KenLM n-gram LM.
+
+    Select with `decoder=greedy|beam` (evaluate, transcribe) or `trainer.decoder.name=beam`.
+    """
+
+    name: str = "greedy"  # "greedy" or "beam"
+    # A language-model directory written by `speechprune lm build` (lm.bin, lexicon.txt,
+    # chars.bin, decoder.json). "": beam search without a language model.
+    lm: str = ""
+    # true: only words of the LM's vocabulary (lexicon.txt) can be output, scored by the word
+    # LM; false: lexicon-free, any spelling, scored by the character LM (chars.bin).
+    lexicon: bool = True
+    beam_size: int = 100  # hypotheses kept after each output frame
+    beam_size_token: int = 0  # symbols tried per frame (0: all of them)
+    # Hypotheses scoring more than this (natural log) below the best are dropped.
+    beam_threshold: float = 25.0
+    # LM weight (alpha) and word insertion bonus (beta, per word; per word boundary in
+    # lexicon-free mode). null: the tuned values in <lm>/decoder.json, else the untuned ones.
+    alpha: Optional[float] = None
+    beta: Optional[float] = None
+    untuned_alpha: float = 0.5
+    untuned_beta: float = 0.0
+    # Score of a word outside the lexicon (-inf: never output one).
+    unk_score: float = float("-inf")
+
+
+@dataclass
+class LmBuildConfig:
+    """`speechprune lm build`: a word n-gram LM (ARPA + KenLM binary) from transcripts or text."""
+
+    # Manifests whose transcripts are the LM's text (normalized like training transcripts).
+    manifests: list[str] = field(default_factory=lambda: ["data/tiny/train.jsonl"])
+    # Plain-text files, one sentence per line, added to (or instead of) the manifests' text.
+    text_files: list[str] = field(default_factory=list)
+    output_dir: str = "lm/tiny"
+    order: int = 3  # word n-gram order (KenLM supports up to 6)
+    # Character n-gram order of the lexicon-free decoder's LM (0: do not build chars.bin).
+    char_order: int = 6
+    # lmplz's memory cap (its -S): without one it reserves a large share of the machine.
+    memory: str = "1G"
+    # Kneser-Ney discounts cannot be estimated on small text: use lmplz's fallback values.
+    discount_fallback: bool = True
+    # Where lmplz and build_binary are ("": the environment's bin/ (`make kenlm` puts them
+    # there), then PATH).
+    kenlm_bin_dir: str = ""
+    text: TextConfig = field(default_factory=TextConfig)
+
+
+@dataclass
+class LmTuneConfig:
+    """`speechprune lm tune`: search alpha/beta on a dev manifest, write <lm>/decoder.json."""
+
+    model: str = MISSING  # run directory or checkpoint
+    manifest: str = MISSING  # dev manifest
+    format: str = "auto"
+    decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(name="beam"))
+    trials: int = 30
+    alpha_min: float = 0.0
+    alpha_max: float = 3.0
+    beta_min: float = -3.0
+    beta_max: float = 3.0
+    seed: int = 1
+    # Tune on at most this many utterances of the manifest, evenly spaced (0: all).
+    max_utterances: int = 0
+    device: str = "auto"

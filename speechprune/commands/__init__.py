@@ -1,8 +1,33 @@
 """One Hydra application per command; `speechprune.cli` dispatches to them."""
 
+from __future__ import annotations
+
 from pathlib import Path
 
 # The repository's conf/ (the package is installed in editable mode, see the Makefile). An
 # absolute path: Hydra would read a relative one as a Python package path when a command is
 # started through the console script.
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+
+
+def hydra_quote(value: str) -> str:
+    """`value` as a quoted Hydra override value (paths may hold commas, spaces, brackets)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def positional_overrides(argv: list[str], keys: list[str], rest: str | None = None) -> list[str]:
+    """Turn positional arguments (those without `=` that are not flags) into overrides:
+    the first ones fill `keys` in order, any further ones become the list `rest`.
+
+    `speechprune evaluate runs/x test.jsonl` -> `model_path='runs/x' manifest='test.jsonl'`.
+    """
+    overrides = [a for a in argv if "=" in a or a.startswith("-")]
+    positional = [a for a in argv if "=" not in a and not a.startswith("-")]
+    for key, value in zip(keys, positional):
+        overrides.append(f"{key}={hydra_quote(value)}")
+    extra = positional[len(keys):]
+    if extra:
+        if rest is None:
+            raise SystemExit(f"unexpected arguments {extra}: give settings as key=value")
+        overrides.append(f"{rest}=[{','.join(hydra_quote(v) for v in extra)}]")
+    return overrides

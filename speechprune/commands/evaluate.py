@@ -1,4 +1,4 @@
-"""`speechprune evaluate model=<run dir or checkpoint> manifest=<path> [max_wer=N]`.
+"""`speechprune evaluate <run dir, checkpoint or export> <manifest> [max_wer=N] [key=value ...]`.
 
 Writes per-utterance predictions and a summary, prints the corpus WER/CER, and exits with
 status 1 when WER or CER is above the given tolerance (for CI use)."""
@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR
+from speechprune.commands import CONF_DIR, positional_overrides
 from speechprune.config import register_configs
 
 register_configs()
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig) -> None:
     from speechprune.data.manifest import load_utterances
     from speechprune.decoding.evaluation import evaluate
     from speechprune.decoding.recognizer import Recognizer
@@ -30,7 +30,7 @@ def main(cfg: DictConfig) -> None:
 
     if cfg.decoder != "greedy":
         sys.exit(f"speechprune evaluate: decoder={cfg.decoder!r} is not available yet; use decoder=greedy")
-    recognizer = Recognizer.from_checkpoint(absolute(cfg.model), choose_device(cfg.device))
+    recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device))
     data_cfg = recognizer.data_cfg
     data_cfg.format = cfg.format
     manifest = Path(absolute(cfg.manifest))
@@ -65,3 +65,9 @@ def main(cfg: DictConfig) -> None:
     if failed:
         print("FAILED: " + "; ".join(failed), file=sys.stderr)
         sys.exit(1)
+
+
+def main() -> None:
+    """Positional arguments are the model and the manifest (or use model_path=, manifest=)."""
+    sys.argv = sys.argv[:1] + positional_overrides(sys.argv[1:], ["model_path", "manifest"])
+    run()

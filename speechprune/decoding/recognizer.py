@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from speechprune.config import DataConfig, ModelConfig
 from speechprune.data.audio import load_audio
-from speechprune.data.features import FeatureExtractor, as_tensor
+from speechprune.data.features import FeatureExtractor
 from speechprune.data.text import Alphabet
 from speechprune.decoding.greedy import greedy_decode
 from speechprune.model.deepspeech2 import DeepSpeech2
@@ -60,7 +60,7 @@ class Recognizer:
         transcripts = []
         for path in audio_paths:
             waveform = load_audio(path, self.data_cfg.features.sample_rate)
-            features = self.features(as_tensor(waveform)).unsqueeze(0).to(self.device)
+            features = self.features(torch.from_numpy(waveform)).unsqueeze(0).to(self.device)
             lengths = torch.tensor([features.shape[1]], device=self.device)
             log_probs, output_lengths = self.model(features, lengths)
             transcripts.append(greedy_decode(log_probs.float().cpu(), output_lengths.cpu(),

@@ -7,11 +7,13 @@ final test evaluation of the best checkpoint.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import random
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
@@ -23,6 +25,7 @@ from speechprune.config import TrainConfig
 from speechprune.decoding.evaluation import EvaluationResult, evaluate
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning import build_pruner
+from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.training import dashboard
 from speechprune.training.checkpoint import load_checkpoint, save_checkpoint
 from speechprune.training.data_setup import DataSetup, build_data
@@ -94,6 +97,37 @@ def parameter_checksum(model: torch.nn.Module) -> torch.Tensor:
         return torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()
 
 
+def pruning_metrics(pruner, prediction: Optional[Prediction]) -> dict[str, Any]:
+    """What pruning did, next to what was predicted before training."""
+    achieved = pruner.scalars()
+    metrics: dict[str, Any] = {"pruning_method": pruner.method, "pruning": achieved}
+    if prediction is not None:
+        metrics["predicted"] = prediction.as_dict()
+        metrics["prediction_error"] = {
+            group: achieved[f"sparsity/{group}"] - predicted
+            for group, predicted in prediction.group_sparsity.items()}
+        metrics["prediction_error"]["params_nonzero"] = (
+            achieved["params/nonzero"] - prediction.nonzero_params)
+    return metrics
+
+
+def relative_to_baseline(metrics: dict[str, Any], baseline_dir: str) -> dict[str, Any]:
+    """Figures relative to the dense baseline run, in the paper's form (baseline - this) /
+    baseline (negative: worse than the baseline), and the parameter reduction factor."""
+    path = Path(baseline_dir) / "metrics.json"
+    if not path.is_file():
+        log.warning("pruning.baseline=%s has no metrics.json: relative figures left out", baseline_dir)
+        return {}
+    baseline = json.loads(path.read_text())
+    return {
+        "baseline": {"run": str(baseline_dir), **{k: baseline[k] for k in
+                     ("test_wer", "test_cer", "dev_wer", "params_nonzero", "params_total")}},
+        "relative_test_wer": (baseline["test_wer"] - metrics["test_wer"]) / baseline["test_wer"],
+        "relative_test_cer": (baseline["test_cer"] - metrics["test_cer"]) / baseline["test_cer"],
+        "param_reduction": baseline["params_nonzero"] / max(1, metrics["params_nonzero"]),
+    }
+
+
 class Trainer:
     """Holds the objects of one training run; `run()` is the loop."""
 
@@ -119,6 +153,10 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=trainer.precision == "fp16")
         self.pruner = build_pruner(self.model, cfg.pruning, self.total_steps, self.steps_per_epoch)
+        # Predicted before training (from the initial or baseline weights), compared at the end.
+        self.prediction = (predict_pruning(self.model, cfg.pruning, self.total_steps,
+                                           self.steps_per_epoch)
+                           if self.pruner is not None and self.dist.is_main else None)
         self.ddp_model: torch.nn.Module = self.model
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -356,11 +394,17 @@ class Trainer:
                 **{k.replace("/", "_"): v for k, v in self.model_counts().items()},
             }
             if self.pruner is not None:
-                metrics["pruning"] = self.pruner.scalars()
+                metrics.update(pruning_metrics(self.pruner, self.prediction))
+            if self.cfg.pruning.baseline:
+                metrics.update(relative_to_baseline(metrics, self.cfg.pruning.baseline))
             self.run_dir.write_metrics(metrics)
             hparam_metrics = {"hparams/test_wer": test.wer, "hparams/test_cer": test.cer,
                               "hparams/dev_wer": state.best_dev_wer,
-                              "hparams/params_nonzero": metrics["params_nonzero"]}
+                              "hparams/params_nonzero": metrics["params_nonzero"],
+                              "hparams/sparsity": metrics["params_sparsity"]}
+            for key in ("relative_test_wer", "relative_test_cer", "param_reduction"):
+                if key in metrics:
+                    hparam_metrics[f"hparams/{key}"] = metrics[key]
             dashboard.log_hparams(self.writer, OmegaConf.to_container(self.cfg, resolve=True),
                                   hparam_metrics, state.step)
             self.writer.close()

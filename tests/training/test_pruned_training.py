@@ -1,0 +1,76 @@
+"""Training with pruning: what metrics.json, TensorBoard and `speechprune predict` report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from training_helpers import compose_train, run_cli
+
+from speechprune.training.checkpoint import load_checkpoint
+from speechprune.training.loop import train
+from speechprune.training.run_dir import RunDirectory
+
+# Every group pruned after the first epoch, updated every step, finished at 75% of the run,
+# towards the median |w| (a tiny run's weights are far from a trained baseline's 90th percentile).
+FAST_SCHEDULE = [f"pruning.groups.{g}.{key}={value}" for g in ("recurrent", "input", "fc")
+                 for key, value in (("start_itr", "'1 epoch'"), ("ramp_itr", "'50%'"),
+                                    ("end_itr", "'75%'"), ("freq", 1), ("percentile", 50))]
+
+
+def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
+        tiny_train_overrides, tmp_path):
+    dense_dir, sparse_dir = tmp_path / "dense", tmp_path / "sparse"
+    common = tiny_train_overrides + ["trainer.epochs=4"]
+    dense = train(compose_train(common), RunDirectory(dense_dir))
+    sparse = train(compose_train(common + ["pruning=narang", f"pruning.baseline={dense_dir}"]
+                                 + FAST_SCHEDULE), RunDirectory(sparse_dir))
+
+    on_disk = json.loads((sparse_dir / "metrics.json").read_text())
+    assert on_disk["pruning_method"] == "narang"
+    recurrent = on_disk["pruning"]["sparsity/recurrent"]
+    assert 0.2 < recurrent < 1.0
+    assert on_disk["params_nonzero"] < dense["params_nonzero"]
+    assert on_disk["params_total"] == dense["params_total"]
+    # Achieved and predicted side by side, and the difference between them.
+    predicted = on_disk["predicted"]["sparsity/recurrent"]
+    assert on_disk["prediction_error"]["recurrent"] == pytest.approx(recurrent - predicted)
+    assert "baseline run" in on_disk["predicted"]["source"]
+    # Relative figures in the paper's form (baseline - this) / baseline.
+    assert on_disk["relative_test_wer"] == pytest.approx(
+        (dense["test_wer"] - sparse["test_wer"]) / dense["test_wer"])
+    assert on_disk["param_reduction"] == pytest.approx(dense["params_nonzero"] / sparse["params_nonzero"])
+
+    # The best checkpoint holds the masks, and the masked weights are exactly zero.
+    checkpoint = load_checkpoint(sparse_dir / "checkpoints/best.pt")
+    masks = checkpoint["pruner"]["groups"]["recurrent"]["matrices"]
+    for name, entry in masks.items():
+        assert (checkpoint["model"][name][~entry["mask"]] == 0).all()
+
+    events = EventAccumulator(str(sparse_dir / "tensorboard"), size_guidance={"histograms": 0})
+    events.Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in ("pruning/threshold/recurrent", "pruning/sparsity/recurrent", "pruning/sparsity/input",
+                "pruning/params/nonzero", "hparams/relative_test_wer", "hparams/param_reduction"):
+        assert tag in scalars, tag
+    thresholds = [e.value for e in events.Scalars("pruning/threshold/recurrent")]
+    assert thresholds == sorted(thresholds) and thresholds[-1] > 0
+    assert {"weights/recurrent", "weights/input", "weights/fc"} <= set(events.Tags()["histograms"])
+
+
+def test_predict_command_prints_each_group_and_the_model(tiny_train_overrides):
+    result = run_cli("predict", *tiny_train_overrides, "trainer.epochs=4", "pruning=narang",
+                     *FAST_SCHEDULE)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    for group in ("recurrent", "input", "fc", "model"):
+        assert any(line.startswith(group) and "%" in line for line in lines), group
+
+
+def test_bad_schedule_stops_at_start_up_naming_group_and_key(tiny_train_overrides, tmp_path):
+    result = run_cli("train", *tiny_train_overrides, "pruning=narang",
+                     "pruning.groups.recurrent.ramp_itr=0", "pruning.groups.recurrent.start_itr=5",
+                     f"hydra.run.dir={tmp_path}")
+    assert result.returncode != 0
+    assert "pruning.groups.recurrent.ramp_itr" in result.stderr
