@@ -23,14 +23,21 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def run(cfg: DictConfig) -> None:
     from speechprune.data.manifest import load_utterances
+    from speechprune.decoding.beam import build_decoder, describe_decoder
     from speechprune.decoding.evaluation import evaluate
     from speechprune.decoding.recognizer import Recognizer
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
     from speechprune.training.distributed import choose_device
 
-    if cfg.decoder != "greedy":
-        sys.exit(f"speechprune evaluate: decoder={cfg.decoder!r} is not available yet; use decoder=greedy")
+    from speechprune.lm.files import LanguageModelError
+
     recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device))
+    if cfg.decoder.lm:
+        cfg.decoder.lm = absolute(cfg.decoder.lm)
+    try:
+        decoder = build_decoder(cfg.decoder, recognizer.alphabet)
+    except LanguageModelError as error:
+        sys.exit(f"speechprune evaluate: {error}")
     data_cfg = recognizer.data_cfg
     data_cfg.format = cfg.format
     manifest = Path(absolute(cfg.manifest))
@@ -38,21 +45,34 @@ def run(cfg: DictConfig) -> None:
     dataset = evaluation_dataset(utterances, data_cfg, recognizer.alphabet, recognizer.features,
                                  recognizer.time_stride)
     result = evaluate(recognizer.model, evaluation_loader(dataset, data_cfg), recognizer.alphabet,
-                      recognizer.device)
+                      recognizer.device, decoder=decoder)
+    audio_seconds = sum(utterances[u.index].duration for u in result.utterances)
+    # Real-time factor: processing seconds per second of audio (below 1 is faster than real time).
+    speed = {"decoder": describe_decoder(decoder), "audio_seconds": audio_seconds,
+             "rtf_model": result.model_seconds / max(audio_seconds, 1e-9),
+             "rtf_decoder": result.decode_seconds / max(audio_seconds, 1e-9),
+             "rtf": (result.model_seconds + result.decode_seconds) / max(audio_seconds, 1e-9)}
 
-    output_dir = Path(absolute(cfg.output_dir)) if cfg.output_dir else (
-        recognizer.source.parent.parent / "evaluation" / manifest.stem)
+    # By default next to the model: <run dir>/evaluation/ for a checkpoint in a run directory.
+    model_home = recognizer.source.parent
+    if model_home.name == "checkpoints":
+        model_home = model_home.parent
+    output_dir = (Path(absolute(cfg.output_dir)) if cfg.output_dir
+                  else model_home / "evaluation" / manifest.stem)
     output_dir.mkdir(parents=True, exist_ok=True)
     with (output_dir / "predictions.jsonl").open("w") as out:
         for utterance in result.utterances:
             entry = {"audio_filepath": utterances[utterance.index].audio_filepath,
                      **utterance.as_dict()}
             out.write(json.dumps(entry) + "\n")
-    summary = {"model": str(recognizer.source), "manifest": str(manifest), **result.summary()}
+    summary = {"model": str(recognizer.source), "manifest": str(manifest), **speed,
+               **result.summary()}
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
     print(f"{manifest}: {len(result.utterances)} utterances, WER {result.wer:.2f}%, "
           f"CER {result.cer:.2f}% ({result.skipped} skipped)")
+    print(f"decoder: {speed['decoder']}; real-time factor {speed['rtf']:.4f} "
+          f"(model {speed['rtf_model']:.4f}, decoding {speed['rtf_decoder']:.4f})")
     for rank in ("best", "median", "worst"):
         if rank in summary:
             u = summary[rank]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from omegaconf import OmegaConf
@@ -14,6 +14,7 @@ from speechprune.data.audio import load_audio
 from speechprune.data.features import FeatureExtractor
 from speechprune.data.text import Alphabet
 from speechprune.decoding.greedy import greedy_decode
+from speechprune.deploy.loader import is_export_file, load_exported
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
 from speechprune.training.data_setup import stats_from_dict
@@ -33,7 +34,12 @@ class Recognizer:
     @classmethod
     def from_checkpoint(cls, model_path: str | Path, device: torch.device,
                         which: str = "best") -> "Recognizer":
-        """Load a checkpoint file, or a run directory's `best` (else `last`) checkpoint."""
+        """Load an exported model (`speechprune export`, run with the sparse kernels), a
+        checkpoint file, or a run directory's `best` (else `last`) checkpoint."""
+        if is_export_file(model_path):
+            exported = load_exported(model_path, device)
+            return cls(exported.model, exported.alphabet, exported.features, exported.data_cfg,
+                       device, Path(exported.source))
         path = resolve_checkpoint(model_path, which)
         checkpoint = load_checkpoint(path, map_location=device)
         if checkpoint.get("format") != CHECKPOINT_FORMAT:
@@ -55,14 +61,18 @@ class Recognizer:
         return self.model.time_stride
 
     @torch.no_grad()
-    def transcribe(self, audio_paths: list[str], autocast_dtype: Optional[torch.dtype] = None) -> list[str]:
-        """Greedy transcripts of audio files, one at a time (no padding effects)."""
+    def transcribe(self, audio_paths: list[str], autocast_dtype: Optional[torch.dtype] = None,
+                   decoder: Optional[Callable[[torch.Tensor, torch.Tensor], list[str]]] = None,
+                   ) -> list[str]:
+        """Transcripts of audio files, one at a time (no padding effects). decoder: see
+        speechprune.decoding.beam.build_decoder; None decodes greedily."""
+        if decoder is None:
+            decoder = lambda log_probs, lengths: greedy_decode(log_probs, lengths, self.alphabet)  # noqa: E731
         transcripts = []
         for path in audio_paths:
             waveform = load_audio(path, self.data_cfg.features.sample_rate)
             features = self.features(torch.from_numpy(waveform)).unsqueeze(0).to(self.device)
             lengths = torch.tensor([features.shape[1]], device=self.device)
             log_probs, output_lengths = self.model(features, lengths)
-            transcripts.append(greedy_decode(log_probs.float().cpu(), output_lengths.cpu(),
-                                             self.alphabet)[0])
+            transcripts.append(decoder(log_probs.float().cpu(), output_lengths.cpu())[0])
         return transcripts

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from speechprune.config import DataConfig
 from speechprune.data.batching import BucketBatchSampler, padding_fraction
-from speechprune.data.dataset import SpeechDataset, collate
+from speechprune.data.dataset import SpeechDataset, make_dataloader
 from speechprune.data.features import FeatureExtractor, FeatureStats, load_or_compute_stats
 from speechprune.data.manifest import Utterance, load_utterances
 from speechprune.data.text import Alphabet
@@ -51,7 +51,7 @@ class DataSetup:
     train_padding_fraction: float  # share of padded frames in the first epoch's batches
 
     def train_loader(self) -> DataLoader:
-        return make_loader(self.train_set, self.train_sampler, self.cfg.batching.num_workers)
+        return make_dataloader(self.train_set, self.train_sampler, self.cfg.batching.num_workers)
 
     def dev_loader(self) -> DataLoader:
         return evaluation_loader(self.dev_set, self.cfg)
@@ -60,19 +60,10 @@ class DataSetup:
         return evaluation_loader(self.test_set, self.cfg)
 
 
-def make_loader(dataset: SpeechDataset, sampler: BucketBatchSampler, workers: int) -> DataLoader:
-    # Workers are not persistent: each epoch's workers copy the dataset after set_epoch(),
-    # so augmentation follows the epoch.
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=collate,
-                      num_workers=workers, prefetch_factor=4 if workers else None)
-
-
 def evaluation_loader(dataset: SpeechDataset, cfg: DataConfig) -> DataLoader:
     """Batches of similar length in a fixed order, covering every utterance once."""
-    lengths = [dataset.features.frames_for_duration(u.duration) for u in dataset.utterances]
-    sampler = BucketBatchSampler(lengths, cfg.batching.max_frames_per_batch,
-                                 cfg.batching.max_batch_size, sortagrad=True, shuffle=False, seed=0)
-    return make_loader(dataset, sampler, cfg.batching.num_workers)
+    sampler = BucketBatchSampler.from_config(dataset.frame_lengths(), cfg.batching, train=False)
+    return make_dataloader(dataset, sampler, cfg.batching.num_workers)
 
 
 def evaluation_dataset(utterances: list[Utterance], cfg: DataConfig, alphabet: Alphabet,
@@ -103,11 +94,9 @@ def build_data(cfg: DataConfig, seed: int, time_stride: int,
     train_set = SpeechDataset(train, alphabet, cfg.text, features, augment_cfg=cfg.augment,
                               bad_input=cfg.bad_input, seed=seed, time_stride=time_stride,
                               sample_rate=cfg.features.sample_rate)
-    lengths = [features.frames_for_duration(u.duration) for u in train]
-    sampler = BucketBatchSampler(lengths, cfg.batching.max_frames_per_batch,
-                                 cfg.batching.max_batch_size, sortagrad=cfg.batching.sortagrad,
-                                 shuffle=cfg.batching.shuffle, seed=seed,
-                                 num_replicas=dist.world_size, rank=dist.rank)
+    lengths = train_set.frame_lengths()
+    sampler = BucketBatchSampler.from_config(lengths, cfg.batching, train=True, seed=seed,
+                                             num_replicas=dist.world_size, rank=dist.rank)
     return DataSetup(
         cfg=cfg, alphabet=alphabet, features=features, feature_stats=stats_to_dict(stats),
         train_set=train_set,

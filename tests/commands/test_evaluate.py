@@ -48,3 +48,21 @@ def test_transcribe_prints_one_line_per_file(trained_run, micro_corpus):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == files
+
+
+def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained_run, micro_corpus,
+                                                                        tmp_path):
+    export = tmp_path / "model.spx"
+    exported = run_cli("export", str(trained_run), f"out={export}")
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    manifest = micro_corpus / "test.jsonl"
+    outputs = {}
+    for name, model in (("checkpoint", trained_run), ("export", export)):
+        result = run_cli("evaluate", str(model), str(manifest), f"output_dir={tmp_path / name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[name] = [json.loads(line)["hypothesis"] for line in
+                         (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
+    assert outputs["export"] == outputs["checkpoint"]
+    audio = read_jsonl(manifest)[0].audio_filepath
+    transcripts = [run_cli("transcribe", str(model), audio).stdout for model in (trained_run, export)]
+    assert transcripts[0] == transcripts[1] and transcripts[0].startswith(audio)

@@ -1,0 +1,99 @@
+"""Benchmark the recurrent matrix-vector product: dense torch vs speechprune's sparse CSR kernel.
+
+    .venv/bin/python scripts/bench_sparse_kernels.py [--hidden 512 1024 1760 2560]
+        [--batches 1 4 16] [--sparsities 0.8 0.9 0.95] [--threads 1 2] [--gates 1] [--repeats 7]
+
+Matrices are (gates * hidden, hidden) with a random (unstructured) mask, like Narang pruning
+leaves them; gates=3 gives a GRU's fused recurrent matrix. For every case dense and sparse are
+timed interleaved, `repeats` times, and the medians are compared, so load from other processes
+hits both alike. `ideal` is the bytes the dense product reads over the bytes the sparse one
+reads (values + indices + row pointers): the speedup a purely memory-bound kernel would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numba
+import numpy as np
+import torch
+
+from speechprune.deploy.kernels import csr_from_dense, csr_multiply
+
+
+def seconds_per_call(call, min_seconds: float) -> float:
+    """Mean wall time of `call` over enough calls to fill `min_seconds`."""
+    call()
+    calls, start = 0, time.perf_counter()
+    while True:
+        call()
+        calls += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= min_seconds:
+            return elapsed / calls
+
+
+def bench_case(hidden: int, gates: int, batch: int, sparsity: float, threads: int,
+               repeats: int, min_seconds: float, rng: np.random.Generator) -> dict:
+    rows = gates * hidden
+    matrix = rng.standard_normal((rows, hidden)).astype(np.float32)
+    matrix[rng.random((rows, hidden)) < sparsity] = 0.0
+    csr = csr_from_dense(matrix)
+    dense = torch.from_numpy(matrix)
+    x = rng.standard_normal((hidden, batch)).astype(np.float32)
+    x_vec = np.ascontiguousarray(x[:, 0])
+    x_torch = torch.from_numpy(x)
+    x_torch_vec = torch.from_numpy(x_vec)
+    out = np.empty((rows, batch), dtype=np.float32)
+    out_vec = np.empty(rows, dtype=np.float32)
+    out_torch = torch.empty(rows, batch)
+    out_torch_vec = torch.empty(rows)
+    parallel = threads > 1
+    torch.set_num_threads(threads)
+    numba.set_num_threads(threads)
+    if batch == 1:
+        dense_call = lambda: torch.mv(dense, x_torch_vec, out=out_torch_vec)  # noqa: E731
+        sparse_call = lambda: csr_multiply(csr, x_vec, out_vec, parallel)  # noqa: E731
+    else:
+        dense_call = lambda: torch.mm(dense, x_torch, out=out_torch)  # noqa: E731
+        sparse_call = lambda: csr_multiply(csr, x, out, parallel)  # noqa: E731
+    dense_times, sparse_times = [], []
+    for _ in range(repeats):
+        dense_times.append(seconds_per_call(dense_call, min_seconds))
+        sparse_times.append(seconds_per_call(sparse_call, min_seconds))
+    dense_s, sparse_s = statistics.median(dense_times), statistics.median(sparse_times)
+    return {"hidden": hidden, "rows": rows, "batch": batch, "sparsity": sparsity,
+            "threads": threads, "dense_us": dense_s * 1e6, "sparse_us": sparse_s * 1e6,
+            "speedup": dense_s / sparse_s, "ideal": matrix.nbytes / csr.nbytes}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hidden", type=int, nargs="+", default=[512, 1024, 1760, 2560])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--sparsities", type=float, nargs="+", default=[0.8, 0.9, 0.95])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--gates", type=int, default=1, help="1: RNN, 3: GRU (fused gates)")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--min-seconds", type=float, default=0.02,
+                        help="wall time per timing sample (seconds)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    print(f"| hidden | matrix | batch | sparsity | threads | dense us | sparse us | speedup | ideal |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for hidden in args.hidden:
+        for sparsity in args.sparsities:
+            for batch in args.batches:
+                for threads in args.threads:
+                    r = bench_case(hidden, args.gates, batch, sparsity, threads, args.repeats,
+                                   args.min_seconds, rng)
+                    print(f"| {r['hidden']} | {r['rows']}x{r['hidden']} | {r['batch']} | "
+                          f"{r['sparsity']:.0%} | {r['threads']} | {r['dense_us']:.1f} | "
+                          f"{r['sparse_us']:.1f} | {r['speedup']:.2f}x | {r['ideal']:.1f}x |",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""`speechprune export <run dir or checkpoint> out=<file> [values=fp16] [layout=auto]`.
+
+Writes the compact deployable model (speechprune/deploy/export.py) and prints its size against
+the dense float32 model and the checkpoint file."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from speechprune.commands import CONF_DIR
+from speechprune.config import register_configs
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
+def run(cfg: DictConfig) -> None:
+    from speechprune.deploy.export import ExportError, export_checkpoint
+    from speechprune.training.checkpoint import CheckpointError
+    from speechprune.training.data_setup import absolute
+
+    try:
+        summary = export_checkpoint(absolute(cfg.source), absolute(cfg.out), layout=cfg.layout,
+                                    values=cfg["values"], sparse_min_sparsity=cfg.sparse_min_sparsity,
+                                    which=cfg.which)
+    except (ExportError, CheckpointError) as error:
+        sys.exit(f"speechprune export: {error}")
+    print(summary.describe())
+
+
+def main() -> None:
+    """A first positional argument without `=` is the model: it becomes `source=<it>`."""
+    args = sys.argv[1:]
+    if args and "=" not in args[0] and not args[0].startswith("-"):
+        args = [f"source={args[0]}"] + args[1:]
+    sys.argv = sys.argv[:1] + args
+    run()

@@ -1,0 +1,216 @@
+"""Inference-time recurrent layers whose hidden-to-hidden product runs on sparse kernels.
+
+At batch 1 a recurrent layer is dominated by the per-time-step product W_hh @ h, a matrix-vector
+product that reads the whole matrix every frame. Here it runs as a CSR product (kernels.py), with
+the gates of a GRU fused into one (3 * hidden, hidden) matrix as torch stores them. The input
+projections W_ih @ x of all frames are one batched product for both directions: a dense GEMM
+(torch), or, for a pruned W_ih, the CSR kernel over all frames at once, which measured about 2x
+faster than the GEMM at 90% sparsity (6144x1024 by 150 frames, one thread).
+The whole time loop, product and gate arithmetic, runs inside numba, so no Python runs per frame.
+
+Semantics are those of torch's nn.RNN / nn.GRU on a packed sequence: zero initial state, each
+utterance of a batch runs over its own length (the backward direction starts at its own last
+frame), and frames past an utterance's length come out as zeros. LSTM layers, layers on a GPU
+and layers too dense to gain keep torch's own (dense) module: the dense fallback.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import torch
+from torch import nn
+
+from speechprune.deploy.kernels import (CsrMatrix, csr_from_dense, csr_matmat,
+                                        csr_matmat_parallel, csr_matvec, csr_matvec_parallel,
+                                        csr_multiply)
+from speechprune.model.deepspeech2 import DeepSpeech2
+
+SPARSE_MODES = ("RNN_TANH", "RNN_RELU", "GRU")
+
+# The functions below are not cached on disk (cache=True): numba keys a cache on its own file
+# only, so after a change to kernels.py a cached caller would jump into stale code (a segfault
+# seen here). They compile on first use, a few seconds per process.  # torch's nn.RNNBase.mode values we run sparse
+
+
+@numba.njit(fastmath=True, nogil=True)
+def _recurrent_product(indptr, indices, values, h, out, parallel):  # pragma: no cover - compiled
+    """out (rows, batch) = W_hh @ h (hidden, batch); the vector kernel at batch 1."""
+    if h.shape[1] == 1:
+        x = h.reshape(h.shape[0])
+        y = out.reshape(out.shape[0])
+        if parallel:
+            csr_matvec_parallel(indptr, indices, values, x, y)
+        else:
+            csr_matvec(indptr, indices, values, x, y)
+    elif parallel:
+        csr_matmat_parallel(indptr, indices, values, h, out)
+    else:
+        csr_matmat(indptr, indices, values, h, out)
+
+
+@numba.njit(fastmath=True, nogil=True)
+def _sigmoid(v):  # pragma: no cover - compiled
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
+
+
+@numba.njit(fastmath=True, nogil=True)
+def run_rnn_direction(indptr, indices, values, bias_hh, projected, lengths, reverse, relu,
+                      parallel, out):  # pragma: no cover - compiled
+    """Elman RNN over time: h_t = act(projected[b, t] + W_hh h_{t-1} + bias_hh).
+
+    projected (batch, time, hidden) holds W_ih x_t + b_ih; lengths (batch,) frames;
+    out (batch, time, hidden) receives h_t at valid frames (other frames are left untouched)."""
+    batch, _, hidden = projected.shape
+    h = np.zeros((hidden, batch), dtype=np.float32)
+    recurrent = np.empty((hidden, batch), dtype=np.float32)
+    for step in range(lengths.max()):
+        _recurrent_product(indptr, indices, values, h, recurrent, parallel)
+        for b in range(batch):
+            if step >= lengths[b]:
+                continue
+            t = lengths[b] - 1 - step if reverse else step
+            for j in range(hidden):
+                v = projected[b, t, j] + recurrent[j, b] + bias_hh[j]
+                if relu:
+                    v = max(v, np.float32(0.0))
+                else:
+                    v = np.tanh(v)
+                h[j, b] = v
+                out[b, t, j] = v
+
+
+@numba.njit(fastmath=True, nogil=True)
+def run_gru_direction(indptr, indices, values, bias_hh, projected, lengths, reverse, parallel,
+                      out):  # pragma: no cover - compiled
+    """GRU over time with torch's gate order (reset r, update z, new n) and equations:
+    r = s(x_r + W_hr h + b_hr), z = s(x_z + W_hz h + b_hz), n = tanh(x_n + r * (W_hn h + b_hn)),
+    h' = (1 - z) * n + z * h; x_* = W_i* x_t + b_i* come in `projected` (batch, time, 3 hidden)."""
+    batch, _, gates = projected.shape
+    hidden = gates // 3
+    h = np.zeros((hidden, batch), dtype=np.float32)
+    recurrent = np.empty((gates, batch), dtype=np.float32)
+    for step in range(lengths.max()):
+        _recurrent_product(indptr, indices, values, h, recurrent, parallel)
+        for b in range(batch):
+            if step >= lengths[b]:
+                continue
+            t = lengths[b] - 1 - step if reverse else step
+            for j in range(hidden):
+                r = _sigmoid(projected[b, t, j] + recurrent[j, b] + bias_hh[j])
+                z = _sigmoid(projected[b, t, hidden + j] + recurrent[hidden + j, b]
+                             + bias_hh[hidden + j])
+                n = np.tanh(projected[b, t, 2 * hidden + j]
+                            + r * (recurrent[2 * hidden + j, b] + bias_hh[2 * hidden + j]))
+                v = (np.float32(1.0) - z) * n + z * h[j, b]
+                h[j, b] = v
+                out[b, t, j] = v
+
+
+class SparseRecurrentLayer(nn.Module):
+    """One nn.RNN or nn.GRU layer (uni- or bidirectional, batch_first) for CPU inference.
+
+    forward(x (batch, time, input) float32, lengths (batch,) int64 on the CPU) ->
+    (batch, time, directions * hidden) float32, zeros past each length. No autograd.
+    """
+
+    def __init__(self, rnn: nn.RNNBase, parallel: bool = False, sparse_input: bool = False):
+        super().__init__()
+        if rnn.mode not in SPARSE_MODES or rnn.num_layers != 1 or not rnn.batch_first:
+            raise ValueError(f"SparseRecurrentLayer runs single-layer batch_first {SPARSE_MODES}, "
+                             f"got {rnn.mode} with {rnn.num_layers} layers")
+        self.mode = rnn.mode
+        self.hidden_size = rnn.hidden_size
+        self.bidirectional = rnn.bidirectional
+        self.parallel = parallel
+        suffixes = ["_l0", "_l0_reverse"] if rnn.bidirectional else ["_l0"]
+        params = dict(rnn.named_parameters())
+        with torch.no_grad():
+            # Both directions' input projections as one GEMM: (directions * gates, input).
+            self.register_buffer("weight_ih", torch.cat(
+                [params["weight_ih" + s].detach().float() for s in suffixes]).contiguous())
+            self.register_buffer("bias_ih", torch.cat(
+                [params["bias_ih" + s].detach().float() for s in suffixes]).contiguous())
+        # Input projection of all frames as a CSR product, when W_ih is pruned enough to gain.
+        self.input_csr = (csr_from_dense(self.weight_ih.cpu().numpy()) if sparse_input else None)
+        self.recurrent: list[CsrMatrix] = [
+            csr_from_dense(params["weight_hh" + s].detach().float().cpu().numpy()) for s in suffixes]
+        self.bias_hh: list[np.ndarray] = [
+            params["bias_hh" + s].detach().float().cpu().numpy().copy() for s in suffixes]
+
+    @property
+    def recurrent_density(self) -> float:
+        """Share of non-zero hidden-to-hidden weights over all directions."""
+        return sum(m.nnz for m in self.recurrent) / sum(m.shape[0] * m.shape[1] for m in self.recurrent)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        batch, time, _ = x.shape
+        gates = self.recurrent[0].shape[0]
+        if self.input_csr is not None:
+            frames = np.ascontiguousarray(x.float().reshape(batch * time, -1).cpu().numpy().T)
+            projected = csr_multiply(self.input_csr, frames, parallel=self.parallel).T
+            projected = (projected + self.bias_ih.cpu().numpy()).reshape(batch, time, -1)
+        else:
+            projected = torch.nn.functional.linear(x.float(), self.weight_ih, self.bias_ih)
+            projected = projected.cpu().numpy()
+        lengths_np = lengths.to(torch.int64).cpu().numpy()
+        directions = len(self.recurrent)
+        out = np.zeros((directions, batch, time, self.hidden_size), dtype=np.float32)
+        for d, (matrix, bias) in enumerate(zip(self.recurrent, self.bias_hh)):
+            inputs = np.ascontiguousarray(projected[:, :, d * gates:(d + 1) * gates])
+            reverse = d == 1
+            if self.mode == "GRU":
+                run_gru_direction(matrix.indptr, matrix.indices, matrix.values, bias, inputs,
+                                  lengths_np, reverse, self.parallel, out[d])
+            else:
+                run_rnn_direction(matrix.indptr, matrix.indices, matrix.values, bias, inputs,
+                                  lengths_np, reverse, self.mode == "RNN_RELU", self.parallel,
+                                  out[d])
+        result = np.concatenate(list(out), axis=-1) if directions == 2 else out[0]
+        return torch.from_numpy(result).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        directions = "bidirectional" if self.bidirectional else "unidirectional"
+        return (f"{self.mode.lower()} hidden {self.hidden_size} {directions}, "
+                f"recurrent density {self.recurrent_density:.3f}, "
+                f"sparse input={self.input_csr is not None}, parallel={self.parallel}")
+
+
+class SparseDeepSpeech2(DeepSpeech2):
+    """DeepSpeech2 whose recurrent layers may be SparseRecurrentLayer; same forward contract."""
+
+    def _run_rnn(self, rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
+        if not isinstance(rnn, SparseRecurrentLayer):
+            return super()._run_rnn(rnn, x, lengths_cpu)
+        out = rnn(x, lengths_cpu)
+        if self.bidirectional and self.merge == "sum":
+            forward_half, backward_half = out.chunk(2, dim=-1)
+            out = forward_half + backward_half
+        return out
+
+
+def sparsify_recurrent_layers(model: SparseDeepSpeech2, min_sparsity: float,
+                              parallel: bool = False) -> list[str]:
+    """Swap each nn.RNN/nn.GRU layer of `model` whose hidden-to-hidden matrices are at least
+    `min_sparsity` zeros (0..1) for a SparseRecurrentLayer, in place; the others (LSTM, denser
+    layers, or any layer when the model is not on the CPU) keep torch's dense kernels. The input
+    projection of a swapped layer runs sparse too when W_ih is at least `min_sparsity` zeros.
+    Returns one line per recurrent layer saying which kernel it runs."""
+    kernels = []
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
+    for i, rnn in enumerate(model.rnns):
+        hh = [p for name, p in rnn.named_parameters() if name.startswith("weight_hh")]
+        sparsity = 1.0 - sum(int(torch.count_nonzero(p)) for p in hh) / sum(p.numel() for p in hh)
+        ih = [p for name, p in rnn.named_parameters() if name.startswith("weight_ih")]
+        input_sparsity = 1.0 - sum(int(torch.count_nonzero(p)) for p in ih) / sum(p.numel() for p in ih)
+        if on_cpu and rnn.mode in SPARSE_MODES and sparsity >= min_sparsity:
+            sparse_input = input_sparsity >= min_sparsity
+            model.rnns[i] = SparseRecurrentLayer(rnn, parallel=parallel, sparse_input=sparse_input)
+            kernels.append(f"rnns.{i}: sparse CSR ({sparsity:.1%} zeros), input projection "
+                           f"{'sparse' if sparse_input else 'dense'} ({input_sparsity:.1%} zeros)")
+        else:
+            why = ("not on the CPU" if not on_cpu else "LSTM" if rnn.mode not in SPARSE_MODES
+                   else f"only {sparsity:.1%} zeros < {min_sparsity:.0%}")
+            kernels.append(f"rnns.{i}: dense torch ({why})")
+    return kernels
