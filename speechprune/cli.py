@@ -17,7 +17,10 @@ COMMANDS: dict[tuple[str, ...], tuple[str, str]] = {
     ("predict",): ("predict", "predict a pruning schedule's final sparsity without training"),
     ("evaluate",): ("evaluate", "WER/CER of a run or checkpoint on a manifest"),
     ("transcribe",): ("transcribe", "print transcripts of audio files"),
+    ("lm", "build"): ("lm_build", "build a KenLM n-gram language model from transcripts or text"),
+    ("lm", "tune"): ("lm_tune", "tune beam search's LM weight and word bonus on a dev set"),
     ("export",): ("export", "write a compact (sparse) deployable model file"),
+    ("report",): ("report", "table, plots and size/WER fits across run or sweep directories"),
 }
 
 

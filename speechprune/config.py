@@ -346,6 +346,8 @@ class TrainConfig:
     pruning: PruningConfig = field(default_factory=PruningConfig)
     # A short label for the run directory and the reports.
     experiment_name: str = "default"
+    # What `speechprune train` returns to a Hydra sweeper (`-m hparams_search=...`).
+    objective: SweepObjectiveConfig = field(default_factory=lambda: SweepObjectiveConfig())
 
 
 @dataclass
@@ -374,8 +376,9 @@ class TranscribeConfig:
 
 @dataclass
 class ExportConfig:
-    # A run directory (its `which` checkpoint) or a checkpoint file.
-    model: str = MISSING
+    # A run directory (its `which` checkpoint) or a checkpoint file. Not called `model`: Hydra
+    # would read `model=...` as a choice in the conf/model group.
+    source: str = MISSING
     # The export file to write.
     out: str = MISSING
     which: str = "best"
@@ -400,6 +403,7 @@ def register_configs() -> None:
     store.store(name="lm_build_schema", node=LmBuildConfig)
     store.store(name="lm_tune_schema", node=LmTuneConfig)
     store.store(group="decoder", name="decoder_schema", node=DecoderConfig)
+    store.store(name="report_schema", node=ReportConfig)
 
 
 def as_dict(cfg: Any) -> dict:
@@ -450,6 +454,9 @@ class LmBuildConfig:
     manifests: list[str] = field(default_factory=lambda: ["data/tiny/train.jsonl"])
     # Plain-text files, one sentence per line, added to (or instead of) the manifests' text.
     text_files: list[str] = field(default_factory=list)
+    # Sentences equal to a transcript of these manifests (normalized) are left out, so that an
+    # LM built from a large text never saw the dev/test sentences it is measured on.
+    exclude_manifests: list[str] = field(default_factory=list)
     output_dir: str = "lm/tiny"
     order: int = 3  # word n-gram order (KenLM supports up to 6)
     # Character n-gram order of the lexicon-free decoder's LM (0: do not build chars.bin).
@@ -468,16 +475,52 @@ class LmBuildConfig:
 class LmTuneConfig:
     """`speechprune lm tune`: search alpha/beta on a dev manifest, write <lm>/decoder.json."""
 
-    model: str = MISSING  # run directory or checkpoint
+    # Run directory or checkpoint (not `model`: that is the model config group of `train`).
+    model_path: str = MISSING
     manifest: str = MISSING  # dev manifest
     format: str = "auto"
     decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(name="beam"))
     trials: int = 30
     alpha_min: float = 0.0
-    alpha_max: float = 3.0
+    alpha_max: float = 5.0
     beta_min: float = -3.0
     beta_max: float = 3.0
     seed: int = 1
     # Tune on at most this many utterances of the manifest, evenly spaced (0: all).
     max_utterances: int = 0
     device: str = "auto"
+
+
+# --------------------------------------------------------------------------------------------
+# Sweeps and reports (`speechprune train -m`, `speechprune report`)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepObjectiveConfig:
+    """The value `speechprune train` returns for a Hydra sweeper to minimize."""
+
+    # A number of metrics.json: "dev_wer" (the default: tuning on test would leak), "test_wer", ...
+    metric: str = "dev_wer"
+    # Budget of non-zero parameters (0: none). A run above it scores
+    # metric + over_budget_penalty * (params_nonzero / max_params_nonzero - 1).
+    max_params_nonzero: int = 0
+    # Metric points per 100% excess: with 100, a run 10% over budget scores 10 points worse.
+    over_budget_penalty: float = 100.0
+
+
+@dataclass
+class ReportConfig:
+    """`speechprune report <run or sweep dirs>`: table, plots and fits across runs."""
+
+    # Run directories or sweep directories (searched for run directories at any depth).
+    runs: list[str] = field(default_factory=list)
+    # Where report.md, runs.csv and the PNG figures go ("": <first directory>/report).
+    output_dir: str = ""
+    # The dense baseline every run is compared with (a run directory). null: the run's own
+    # pruning.baseline, else the dense run of the same model with the most parameters.
+    baseline: Optional[str] = None
+    # Non-zero parameter counts at which each family's fitted power law predicts the WER
+    # (empty: one untried size inside each family's range).
+    predict_params: list[int] = field(default_factory=list)
+    dpi: int = 120  # resolution of the PNG figures

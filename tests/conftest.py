@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from training_helpers import TINY_MODEL, compose_train, corpus_overrides
+
 from speechprune.config import CorpusConfig
 
 
@@ -20,3 +22,15 @@ def micro_corpus(tmp_path_factory) -> Path:
                                        target_hours=0.02, workers=2, seed=7))
     assert result.complete
     return output_dir
+
+
+@pytest.fixture(scope="session")
+def trained_run(micro_corpus, tmp_path_factory) -> Path:
+    """A run directory of a tiny model trained for two epochs on the micro corpus."""
+    from speechprune.training.loop import train
+    from speechprune.training.run_dir import RunDirectory
+
+    run_dir = tmp_path_factory.mktemp("trained_run")
+    cfg = compose_train(TINY_MODEL + corpus_overrides(micro_corpus) + ["trainer.epochs=2"])
+    train(cfg, RunDirectory(run_dir))
+    return run_dir

@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from speechprune.config import register_configs
+from speechprune.commands import compose_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,9 +25,7 @@ def corpus_overrides(corpus: Path) -> list[str]:
 
 def compose_train(overrides: list[str]):
     """The config `speechprune train <overrides>` would run with."""
-    register_configs()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        return compose(config_name="train", overrides=overrides)
+    return compose_config("train", overrides)
 
 
 def run_cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

@@ -10,6 +10,18 @@ from pathlib import Path
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
+def compose_config(config_name: str, overrides: list[str]):
+    """The config a command would run with, composed outside a Hydra app (for scripts and
+    tests): `compose_config("train", ["experiment=quickstart"])`."""
+    from hydra import compose, initialize_config_dir
+
+    from speechprune.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name=config_name, overrides=overrides)
+
+
 def hydra_quote(value: str) -> str:
     """`value` as a quoted Hydra override value (paths may hold commas, spaces, brackets)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -26,10 +26,9 @@ def run(cfg: DictConfig) -> None:
     from speechprune.decoding.beam import build_decoder, describe_decoder
     from speechprune.decoding.evaluation import evaluate
     from speechprune.decoding.recognizer import Recognizer
+    from speechprune.lm.files import LanguageModelError
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
     from speechprune.training.distributed import choose_device
-
-    from speechprune.lm.files import LanguageModelError
 
     recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device))
     if cfg.decoder.lm:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import hydra
@@ -17,10 +16,11 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
+    from speechprune.report.objective import sweep_objective
     from speechprune.training.loop import train
     from speechprune.training.run_dir import RunDirectory
 
     run = RunDirectory(Path(HydraConfig.get().runtime.output_dir))
     metrics = train(cfg, run)
-    # The value a Hydra sweeper (e.g. Optuna) minimizes.
-    return metrics.get("dev_wer", math.nan)
+    # The value a Hydra sweeper (e.g. Optuna) minimizes: conf `objective`.
+    return sweep_objective(metrics, cfg.objective)

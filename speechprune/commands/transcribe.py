@@ -15,14 +15,20 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="transcribe")
 def run(cfg: DictConfig) -> None:
+    from speechprune.decoding.beam import build_decoder
     from speechprune.decoding.recognizer import Recognizer
+    from speechprune.lm.files import LanguageModelError
     from speechprune.training.distributed import choose_device
 
     if not cfg.files:
         sys.exit("speechprune transcribe: name at least one audio file, e.g. "
                  "`speechprune transcribe runs/quickstart/<run> a.wav b.flac`")
     recognizer = Recognizer.from_checkpoint(cfg.model_path, choose_device(cfg.device))
-    for path, text in zip(cfg.files, recognizer.transcribe(list(cfg.files))):
+    try:
+        decoder = build_decoder(cfg.decoder, recognizer.alphabet)
+    except LanguageModelError as error:
+        sys.exit(f"speechprune transcribe: {error}")
+    for path, text in zip(cfg.files, recognizer.transcribe(list(cfg.files), decoder=decoder)):
         print(f"{path}\t{text}")
 
 

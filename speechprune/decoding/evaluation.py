@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 
 from speechprune.data.text import Alphabet
-from speechprune.decoding.greedy import greedy_decode
+from speechprune.decoding.beam import GreedyDecoder
 from speechprune.decoding.metrics import ErrorCounts
 from speechprune.training.loss import ctc_loss
 
@@ -41,6 +42,10 @@ class EvaluationResult:
     counts: ErrorCounts
     utterances: list[UtteranceResult] = field(default_factory=list)
     skipped: int = 0
+    # Wall time of the acoustic model's forward passes and of decoding, seconds (for the
+    # real-time factor: divide by the audio's duration).
+    model_seconds: float = 0.0
+    decode_seconds: float = 0.0
 
     @property
     def wer(self) -> float:
@@ -59,6 +64,7 @@ class EvaluationResult:
                     "worst": ranked[-1].as_dict()}
         return {"wer": self.wer, "cer": self.cer, "loss": self.loss,
                 "utterances": len(self.utterances), "skipped": self.skipped,
+                "model_seconds": self.model_seconds, "decode_seconds": self.decode_seconds,
                 **asdict(self.counts),
                 "median_utterance_wer": statistics.median(u.wer for u in ranked) if ranked else math.nan,
                 **pick}
@@ -66,8 +72,17 @@ class EvaluationResult:
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
-             device: torch.device, autocast_dtype: Optional[torch.dtype] = None) -> EvaluationResult:
-    """Greedy-decode every batch (speechprune.data.dataset.Batch) and sum the edit counts."""
+             device: torch.device, autocast_dtype: Optional[torch.dtype] = None,
+             decoder: Optional[Callable[[torch.Tensor, torch.Tensor], list[str]]] = None,
+             ) -> EvaluationResult:
+    """Decode every batch (speechprune.data.dataset.Batch) and sum the edit counts.
+
+    decoder: (log_probs (batch, time, classes) float32 on the CPU, lengths (batch,)) -> one
+    transcript per utterance, e.g. speechprune.decoding.beam.build_decoder(cfg, alphabet);
+    None decodes greedily.
+    """
+    decoder = decoder or GreedyDecoder(alphabet)
+    model_seconds = decode_seconds = 0.0
     was_training = model.training
     model.eval()
     counts = ErrorCounts()
@@ -77,6 +92,7 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
         skipped += batch.skipped
         if batch.features.shape[0] == 0:
             continue
+        started = time.perf_counter()
         batch = batch.to(device)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             log_probs, output_lengths = model(batch.features, batch.feature_lengths)
@@ -84,7 +100,11 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
         if torch.isfinite(loss):
             loss_sum += loss.item()
             loss_batches += 1
-        hypotheses = greedy_decode(log_probs.float().cpu(), output_lengths.cpu(), alphabet)
+        log_probs, output_lengths = log_probs.float().cpu(), output_lengths.cpu()
+        decoding = time.perf_counter()
+        model_seconds += decoding - started
+        hypotheses = decoder(log_probs, output_lengths)
+        decode_seconds += time.perf_counter() - decoding
         for index, reference, hypothesis in zip(batch.indices, batch.texts, hypotheses):
             errors = ErrorCounts()
             errors.add(reference, hypothesis)
@@ -93,4 +113,4 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
     model.train(was_training)
     results.sort(key=lambda r: r.index)
     loss = loss_sum / loss_batches if loss_batches else math.nan
-    return EvaluationResult(loss, counts, results, skipped)
+    return EvaluationResult(loss, counts, results, skipped, model_seconds, decode_seconds)

@@ -13,7 +13,7 @@ from speechprune.config import DataConfig, ModelConfig
 from speechprune.data.audio import load_audio
 from speechprune.data.features import FeatureExtractor
 from speechprune.data.text import Alphabet
-from speechprune.decoding.greedy import greedy_decode
+from speechprune.decoding.beam import GreedyDecoder
 from speechprune.deploy.loader import is_export_file, load_exported
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
@@ -66,8 +66,7 @@ class Recognizer:
                    ) -> list[str]:
         """Transcripts of audio files, one at a time (no padding effects). decoder: see
         speechprune.decoding.beam.build_decoder; None decodes greedily."""
-        if decoder is None:
-            decoder = lambda log_probs, lengths: greedy_decode(log_probs, lengths, self.alphabet)  # noqa: E731
+        decoder = decoder or GreedyDecoder(self.alphabet)
         transcripts = []
         for path in audio_paths:
             waveform = load_audio(path, self.data_cfg.features.sample_rate)

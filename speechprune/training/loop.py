@@ -22,10 +22,12 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from speechprune.config import TrainConfig
+from speechprune.decoding.beam import build_decoder
 from speechprune.decoding.evaluation import EvaluationResult, evaluate
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
+from speechprune.report.layout import write_layout
 from speechprune.training import dashboard
 from speechprune.training.checkpoint import load_checkpoint, save_checkpoint
 from speechprune.training.data_setup import DataSetup, build_data
@@ -157,6 +159,8 @@ class Trainer:
         self.prediction = (predict_pruning(self.model, cfg.pruning, self.total_steps,
                                            self.steps_per_epoch)
                            if self.pruner is not None and self.dist.is_main else None)
+        # Built now so that a missing language model stops the run before training, not after.
+        self.test_decoder = build_decoder(cfg.trainer.decoder, self.data.alphabet)
         self.ddp_model: torch.nn.Module = self.model
         if self.dist.enabled:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -226,6 +230,7 @@ class Trainer:
         state = self.state
         if self.dist.is_main:
             self.writer = dashboard.open_writer(self.run_dir.tensorboard, state.step)
+            write_layout(self.writer, cfg, self.total_steps)
             description = self.model.describe()
             log.info("model %s:\n%s", cfg.model.name, description)
             self.writer.add_text("model/parameters", f"```\n{description}\n```", state.step)
@@ -377,9 +382,9 @@ class Trainer:
             best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
             self.model.load_state_dict(best["model"])
             test = evaluate(self.model, self.data.test_loader(), self.data.alphabet, self.device,
-                            self.amp_dtype)
-            log.info("test (best dev checkpoint, step %d): WER %.2f%%  CER %.2f%%",
-                     state.best_step, test.wer, test.cer)
+                            self.amp_dtype, self.test_decoder)
+            log.info("test (best dev checkpoint, step %d, %s decoding): WER %.2f%%  CER %.2f%%",
+                     state.best_step, self.cfg.trainer.decoder.name, test.wer, test.cer)
             metrics = {
                 "test_wer": test.wer, "test_cer": test.cer, "test_loss": test.loss,
                 "dev_wer": state.best_dev_wer, "best_step": state.best_step,
