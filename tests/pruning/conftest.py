@@ -1,6 +1,6 @@
 import pytest
 import torch
-from pruning_fixtures import TinySpeechModel
+from pruning.pruning_fixtures import TinySpeechModel
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pruning_fixtures import TinySpeechModel, default_groups, pruning_config
+from pruning.pruning_fixtures import TinySpeechModel, default_groups, pruning_config
 from speechprune.pruning import build_pruner
 from speechprune.pruning.magnitude import percentile
 from speechprune.pruning.schedules import eq1_start_slope

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from pruning_fixtures import default_groups, pruning_config
+from pruning.pruning_fixtures import default_groups, pruning_config
 from speechprune.config import PruningConfig, PruningGroupConfig
 from speechprune.pruning import build_pruner
 

@@ -1,6 +1,6 @@
 import pytest
 
-from pruning_fixtures import TinySpeechModel
+from pruning.pruning_fixtures import TinySpeechModel
 from speechprune.pruning.groups import select_group_parameters
 
 PAPER_GROUPS = {"recurrent": ["*weight_hh*"], "input": ["*weight_ih*"], "fc": ["fc.*weight"]}

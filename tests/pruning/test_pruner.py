@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from pruning_fixtures import TinySpeechModel, default_groups, pruning_config, train_steps
+from pruning.pruning_fixtures import TinySpeechModel, default_groups, pruning_config, train_steps
 from speechprune.pruning import build_pruner, sparsity_report
 from speechprune.pruning.schedules import narang_threshold
 
