@@ -26,7 +26,6 @@ import statistics
 import time
 
 import torch
-from omegaconf import OmegaConf
 from torch.nn.utils import prune
 
 from speechprune.commands import compose_config

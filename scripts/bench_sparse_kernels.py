@@ -81,7 +81,7 @@ def main() -> None:
                         help="wall time per timing sample (seconds)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
-    print(f"| hidden | matrix | batch | sparsity | threads | dense us | sparse us | speedup | ideal |")
+    print("| hidden | matrix | batch | sparsity | threads | dense us | sparse us | speedup | ideal |")
     print("|---|---|---|---|---|---|---|---|---|")
     for hidden in args.hidden:
         for sparsity in args.sparsities:
