@@ -1,13 +1,12 @@
 """Specification of speechprune/data/augment.py: every augmentation changes the signal, keeps
 its length rules, and is reproducible from (seed, epoch, index) alone."""
 
-import subprocess
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
-import torchaudio
+
+from speech_helpers import RATE, write_speech
 
 from speechprune.config import AugmentConfig
 from speechprune.data.audio import load_audio
@@ -23,22 +22,12 @@ from speechprune.data.augment import (
     synthetic_room_impulse_response,
 )
 
-RATE = 16000
-
-
-def write_speech(path, text):
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
-    samples, rate = sf.read(str(raw), dtype="float32")
-    sf.write(str(path), torchaudio.functional.resample(torch.from_numpy(samples), rate,
-                                                       RATE).numpy(), RATE)
-    return path
 
 
 @pytest.fixture(scope="module")
 def speech(tmp_path_factory):
     folder = tmp_path_factory.mktemp("speech")
-    return [load_audio(write_speech(folder / f"{i}.wav", text))
+    return [load_audio(write_speech(folder / f"{i}.wav", text).audio_filepath)
             for i, text in enumerate(["open the window please", "four five six", "goodbye"])]
 
 

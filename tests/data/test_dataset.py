@@ -1,13 +1,13 @@
 """Specification of speechprune/data/dataset.py: real manifests with good and bad utterances,
 skip-and-count versus error naming the line, collation and a DataLoader with a worker."""
 
-import subprocess
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-import torchaudio
+
+from speech_helpers import RATE, write_speech
 
 from speechprune.config import AugmentConfig, FeatureConfig, TextConfig
 from speechprune.data.batching import BucketBatchSampler
@@ -24,19 +24,9 @@ from speechprune.data.features import FeatureExtractor
 from speechprune.data.manifest import Utterance, read_jsonl, write_jsonl
 from speechprune.data.text import Alphabet
 
-RATE = 16000
 TEXT = TextConfig()
 ALPHABET = Alphabet.from_config(TEXT)
 SPOKEN = ["Turn on the 2 lamps", "go north", "Hello, world!", "call mom now please"]
-
-
-def write_speech(path, text):
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
-    samples, rate = sf.read(str(raw), dtype="float32")
-    samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, RATE).numpy()
-    sf.write(str(path), samples, RATE)
-    return Utterance(str(path), len(samples) / RATE, text)
 
 
 @pytest.fixture(scope="module")

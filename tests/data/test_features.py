@@ -1,12 +1,11 @@
 """Specification of speechprune/data/features.py: shapes, frame counts, normalization and the
 global statistics file, on real audio written to disk."""
 
-import subprocess
 
 import pytest
-import soundfile as sf
 import torch
-import torchaudio
+
+from speech_helpers import RATE, write_speech
 
 from speechprune.config import FeatureConfig
 from speechprune.data.audio import load_audio
@@ -18,19 +17,7 @@ from speechprune.data.features import (
     load_or_compute_stats,
     stats_path,
 )
-from speechprune.data.manifest import Utterance
 
-RATE = 16000
-
-
-def write_speech(path, text):
-    """Real speech from espeak-ng, resampled to 16 kHz and written with soundfile."""
-    raw = path.with_suffix(".raw.wav")
-    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
-    samples, rate = sf.read(str(raw), dtype="float32")
-    samples = torchaudio.functional.resample(torch.from_numpy(samples), rate, RATE).numpy()
-    sf.write(str(path), samples, RATE)
-    return Utterance(str(path), len(samples) / RATE, text, f"{path.name}:1")
 
 
 @pytest.fixture(scope="module")
