@@ -16,10 +16,9 @@ from speechprune.data.text import Alphabet
 from speechprune.decoding.beam import GreedyDecoder
 from speechprune.deploy.loader import is_export_file, load_exported
 from speechprune.model.deepspeech2 import DeepSpeech2
-from speechprune.training.checkpoint import CheckpointError, load_checkpoint, resolve_checkpoint
+from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
+                                             resolve_checkpoint)
 from speechprune.training.data_setup import stats_from_dict
-
-CHECKPOINT_FORMAT = "speechprune-checkpoint"
 
 
 @dataclass

@@ -319,11 +319,12 @@ def export_checkpoint(model_path: str | Path, out: str | Path, *, layout: str = 
 
     `sparse_min_sparsity` (0..1) is stored as an inference setting: recurrent layers with at
     least that share of zero hidden-to-hidden weights run on the sparse kernels when loaded."""
-    from speechprune.training.checkpoint import load_checkpoint, resolve_checkpoint
+    from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, load_checkpoint,
+                                                 resolve_checkpoint)
 
     checkpoint_path = resolve_checkpoint(model_path, which)
     checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint.get("format") != "speechprune-checkpoint" or "model" not in checkpoint:
+    if checkpoint.get("format") != CHECKPOINT_FORMAT or "model" not in checkpoint:
         raise ExportError(f"{checkpoint_path}: not a speechprune training checkpoint")
     if not 0.0 <= sparse_min_sparsity <= 1.0:
         raise ExportError(f"sparse_min_sparsity must be in [0, 1], got {sparse_min_sparsity}")

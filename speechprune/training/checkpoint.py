@@ -14,6 +14,11 @@ from typing import Any
 import torch
 
 
+# Written into every training checkpoint, and checked by whoever loads one.
+CHECKPOINT_FORMAT = "speechprune-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
 class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file."""
 

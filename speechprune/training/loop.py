@@ -29,7 +29,8 @@ from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.report.layout import write_layout
 from speechprune.training import dashboard
-from speechprune.training.checkpoint import load_checkpoint, save_checkpoint
+from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
+                                             load_checkpoint, save_checkpoint)
 from speechprune.training.data_setup import DataSetup, build_data
 from speechprune.training.distributed import DistributedContext, setup_distributed
 from speechprune.training.loss import ctc_loss
@@ -38,8 +39,6 @@ from speechprune.training.run_dir import RunDirectory
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FORMAT = "speechprune-checkpoint"
-CHECKPOINT_VERSION = 1
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
