@@ -364,6 +364,9 @@ class EvaluateConfig:
     max_wer: float = -1.0
     max_cer: float = -1.0
     device: str = "auto"
+    # CPU threads (0: torch's default). With 2 or more, an exported sparse model runs the two
+    # directions of each bidirectional layer on their own threads.
+    threads: int = 0
 
 
 @dataclass
@@ -372,6 +375,7 @@ class TranscribeConfig:
     files: list[str] = field(default_factory=list)
     decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig())
     device: str = "auto"
+    threads: int = 0  # as in EvaluateConfig
 
 
 @dataclass
@@ -454,6 +458,9 @@ class LmBuildConfig:
     manifests: list[str] = field(default_factory=lambda: ["data/tiny/train.jsonl"])
     # Plain-text files, one sentence per line, added to (or instead of) the manifests' text.
     text_files: list[str] = field(default_factory=list)
+    # Add every usable sentence of Debian's fortunes and WordNet examples: the text the built-in
+    # corpora are synthesized from (~62,000 sentences; combine with exclude_manifests).
+    debian_text: bool = False
     # Sentences equal to a transcript of these manifests (normalized) are left out, so that an
     # LM built from a large text never saw the dev/test sentences it is measured on.
     exclude_manifests: list[str] = field(default_factory=list)

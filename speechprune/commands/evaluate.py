@@ -26,11 +26,14 @@ def run(cfg: DictConfig) -> None:
     from speechprune.decoding.beam import build_decoder, describe_decoder
     from speechprune.decoding.evaluation import evaluate
     from speechprune.decoding.recognizer import Recognizer
+    from speechprune.deploy.kernels import set_cpu_threads
     from speechprune.lm.files import LanguageModelError
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
     from speechprune.training.distributed import choose_device
 
-    recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device))
+    parallel = set_cpu_threads(cfg.threads) > 1
+    recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device),
+                                            parallel=parallel)
     if cfg.decoder.lm:
         cfg.decoder.lm = absolute(cfg.decoder.lm)
     try:

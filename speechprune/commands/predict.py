@@ -14,21 +14,15 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    from speechprune.data.features import FeatureExtractor
-    from speechprune.data.text import Alphabet
-    from speechprune.model.deepspeech2 import DeepSpeech2
     from speechprune.pruning.predict import predict_pruning
-    from speechprune.training.data_setup import build_data
+    from speechprune.training.data_setup import build_data, model_for_data, total_training_steps
     from speechprune.training.distributed import DistributedContext
     from speechprune.training.loop import seed_everything
 
     seed_everything(cfg.trainer.seed)  # the same initial weights as `train` would start from
-    model = DeepSpeech2(cfg.model, FeatureExtractor(cfg.data.features).num_features,
-                        len(Alphabet.from_config(cfg.data.text)))
+    model = model_for_data(cfg.model, cfg.data)
     data = build_data(cfg.data, cfg.trainer.seed, model.time_stride, DistributedContext())
     steps_per_epoch = len(data.train_sampler)
-    total_steps = steps_per_epoch * cfg.trainer.epochs
-    if cfg.trainer.max_steps > 0:
-        total_steps = min(total_steps, cfg.trainer.max_steps)
+    total_steps = total_training_steps(steps_per_epoch, cfg.trainer)
     print(f"pruning={cfg.pruning.method}: {total_steps} steps ({steps_per_epoch} per epoch)")
     print(predict_pruning(model, cfg.pruning, total_steps, steps_per_epoch).table())

@@ -17,13 +17,16 @@ register_configs()
 def run(cfg: DictConfig) -> None:
     from speechprune.decoding.beam import build_decoder
     from speechprune.decoding.recognizer import Recognizer
+    from speechprune.deploy.kernels import set_cpu_threads
     from speechprune.lm.files import LanguageModelError
     from speechprune.training.distributed import choose_device
 
     if not cfg.files:
         sys.exit("speechprune transcribe: name at least one audio file, e.g. "
                  "`speechprune transcribe runs/quickstart/<run> a.wav b.flac`")
-    recognizer = Recognizer.from_checkpoint(cfg.model_path, choose_device(cfg.device))
+    parallel = set_cpu_threads(cfg.threads) > 1
+    recognizer = Recognizer.from_checkpoint(cfg.model_path, choose_device(cfg.device),
+                                            parallel=parallel)
     try:
         decoder = build_decoder(cfg.decoder, recognizer.alphabet)
     except LanguageModelError as error:

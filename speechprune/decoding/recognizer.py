@@ -32,11 +32,12 @@ class Recognizer:
 
     @classmethod
     def from_checkpoint(cls, model_path: str | Path, device: torch.device,
-                        which: str = "best") -> "Recognizer":
-        """Load an exported model (`speechprune export`, run with the sparse kernels), a
-        checkpoint file, or a run directory's `best` (else `last`) checkpoint."""
+                        which: str = "best", parallel: bool = False) -> "Recognizer":
+        """Load an exported model (`speechprune export`, run with the sparse kernels, on two
+        threads when `parallel`), a checkpoint file, or a run directory's `best` (else `last`)
+        checkpoint."""
         if is_export_file(model_path):
-            exported = load_exported(model_path, device)
+            exported = load_exported(model_path, device, parallel=parallel)
             return cls(exported.model, exported.alphabet, exported.features, exported.data_cfg,
                        device, Path(exported.source))
         path = resolve_checkpoint(model_path, which)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import torch
 
 UINT16_COLUMNS = 1 << 16  # column indices up to 65,535 fit uint16
 
@@ -129,6 +130,16 @@ def csr_matmat_parallel(indptr, indices, values, x, out):  # pragma: no cover - 
             column = indices[k]
             for b in range(batch):
                 out[row, b] += value * x[column, b]
+
+
+def set_cpu_threads(threads: int) -> int:
+    """Use `threads` CPU threads in torch and in the numba kernels (0: leave torch's default,
+    and give numba as many). Returns the number now in use; 2 or more means run in parallel."""
+    if threads > 0:
+        torch.set_num_threads(threads)
+    in_use = torch.get_num_threads()
+    numba.set_num_threads(max(1, min(in_use, numba.config.NUMBA_NUM_THREADS)))
+    return in_use
 
 
 def csr_multiply(matrix: CsrMatrix, x: np.ndarray, out: np.ndarray | None = None,

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from speechprune.config import LmBuildConfig, TextConfig
+from speechprune.corpus.sentence_sources import sentence_prompts
 from speechprune.data.manifest import read_manifest
 from speechprune.data.text import Alphabet, normalize_text
 from speechprune.lm.files import WORD_BOUNDARY, LanguageModelError, LmFiles
@@ -61,12 +62,19 @@ def write_lexicon(sentences: list[str], path: Path) -> int:
 
 def build_language_model(cfg: LmBuildConfig) -> LmFiles:
     """Build every file of an LM directory (see speechprune.lm.files) from cfg's text."""
-    if not cfg.manifests and not cfg.text_files:
-        raise LanguageModelError("lm build: name its text with manifests=[...] or text_files=[...]")
+    if not cfg.manifests and not cfg.text_files and not cfg.debian_text:
+        raise LanguageModelError("lm build: name its text with manifests=[...], text_files=[...] "
+                                 "or debian_text=true")
     if not 1 <= cfg.order <= 6 or not 0 <= cfg.char_order <= 6:
         raise LanguageModelError(f"lm build: order ({cfg.order}) must be 1-6 and char_order "
                                  f"({cfg.char_order}) 0-6 (KenLM's compiled maximum is 6)")
     sentences = read_sentences(list(cfg.manifests), list(cfg.text_files), cfg.text)
+    if cfg.debian_text:
+        # Normalized like the corpora's prompts; sentences the corpus builder would not use
+        # (acronyms, characters outside the alphabet) are left out rather than failing.
+        debian = [prompt.text for prompt in sentence_prompts(1, 10_000, cfg.text)]
+        log.info("added %d sentences of Debian's fortunes and WordNet", len(debian))
+        sentences += debian
     if cfg.exclude_manifests:
         held_out = set(read_sentences(list(cfg.exclude_manifests), [], cfg.text))
         kept = [s for s in sentences if s not in held_out]

@@ -137,6 +137,18 @@ class Pruner:
         self.last_itr = state["last_itr"]
         self.apply_masks()
 
+    @torch.no_grad()
+    def fingerprint(self) -> torch.Tensor:
+        """A float64 fingerprint of every mask and threshold (distributed ranks must agree):
+        per matrix the number of kept weights, the sum of their flat positions (so the same
+        count in other places differs) and the threshold."""
+        values = []
+        for group in self.groups:
+            for m in group.matrices:
+                kept = m.mask.flatten().nonzero().double()
+                values += [float(kept.numel()), float(kept.sum()), float(m.threshold)]
+        return torch.tensor(values, dtype=torch.float64)
+
     # ---- logging ---------------------------------------------------------------------------
 
     def group_of_parameter(self) -> dict[str, str]:

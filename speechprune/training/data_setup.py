@@ -10,12 +10,13 @@ from typing import Any, Optional
 from hydra.utils import to_absolute_path
 from torch.utils.data import DataLoader
 
-from speechprune.config import DataConfig
+from speechprune.config import DataConfig, ModelConfig, TrainerConfig
 from speechprune.data.batching import BucketBatchSampler, padding_fraction
 from speechprune.data.dataset import SpeechDataset, make_dataloader
 from speechprune.data.features import FeatureExtractor, FeatureStats, load_or_compute_stats
 from speechprune.data.manifest import Utterance, load_utterances
 from speechprune.data.text import Alphabet
+from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,19 @@ def evaluation_dataset(utterances: list[Utterance], cfg: DataConfig, alphabet: A
     return SpeechDataset(utterances, alphabet, cfg.text, features, augment_cfg=None,
                          bad_input=cfg.bad_input, seed=0, time_stride=time_stride,
                          sample_rate=cfg.features.sample_rate)
+
+
+def model_for_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> DeepSpeech2:
+    """A freshly initialized model whose input fits the features and whose output fits the
+    alphabet of `data_cfg` (seed first for reproducible weights)."""
+    return DeepSpeech2(model_cfg, FeatureExtractor(data_cfg.features).num_features,
+                       len(Alphabet.from_config(data_cfg.text)))
+
+
+def total_training_steps(steps_per_epoch: int, trainer: TrainerConfig) -> int:
+    """Optimizer steps of a whole run: the epochs' steps, capped by trainer.max_steps."""
+    total = steps_per_epoch * trainer.epochs
+    return min(total, trainer.max_steps) if trainer.max_steps > 0 else total
 
 
 def build_data(cfg: DataConfig, seed: int, time_stride: int,

@@ -24,14 +24,14 @@ from tqdm import tqdm
 from speechprune.config import TrainConfig
 from speechprune.decoding.beam import build_decoder
 from speechprune.decoding.evaluation import EvaluationResult, evaluate
-from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.report.layout import write_layout
 from speechprune.training import dashboard
 from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
                                              load_checkpoint, save_checkpoint)
-from speechprune.training.data_setup import DataSetup, build_data
+from speechprune.training.data_setup import (DataSetup, build_data, model_for_data,
+                                             total_training_steps)
 from speechprune.training.distributed import DistributedContext, setup_distributed
 from speechprune.training.loss import ctc_loss
 from speechprune.training.optim import build_optimizer, build_scheduler
@@ -144,12 +144,10 @@ class Trainer:
         # Same seed on every rank: identical initial weights without a broadcast.
         seed_everything(trainer.seed)
 
-        self.model = DeepSpeech2(cfg.model, self._num_features(), self._num_classes()).to(self.device)
+        self.model = model_for_data(cfg.model, cfg.data).to(self.device)
         self.data: DataSetup = build_data(cfg.data, trainer.seed, self.model.time_stride, self.dist)
         self.steps_per_epoch = len(self.data.train_sampler)
-        self.total_steps = self.steps_per_epoch * trainer.epochs
-        if trainer.max_steps > 0:
-            self.total_steps = min(self.total_steps, trainer.max_steps)
+        self.total_steps = total_training_steps(self.steps_per_epoch, trainer)
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=trainer.precision == "fp16")
@@ -168,16 +166,6 @@ class Trainer:
         self.writer = None
 
     # ---- set-up helpers ---------------------------------------------------------------------
-
-    def _num_features(self) -> int:
-        from speechprune.data.features import FeatureExtractor
-
-        return FeatureExtractor(self.cfg.data.features).num_features
-
-    def _num_classes(self) -> int:
-        from speechprune.data.text import Alphabet
-
-        return len(Alphabet.from_config(self.cfg.data.text))
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
@@ -377,6 +365,8 @@ class Trainer:
         state = self.state
         metrics: dict[str, Any] = {}
         identical = self.dist.all_equal(parameter_checksum(self.model))
+        masks_identical = (self.dist.all_equal(self.pruner.fingerprint())
+                           if self.pruner is not None else None)
         if self.dist.is_main:
             best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
             self.model.load_state_dict(best["model"])
@@ -399,6 +389,7 @@ class Trainer:
             }
             if self.pruner is not None:
                 metrics.update(pruning_metrics(self.pruner, self.prediction))
+                metrics["masks_identical"] = masks_identical
             if self.cfg.pruning.baseline:
                 metrics.update(relative_to_baseline(metrics, self.cfg.pruning.baseline))
             self.run_dir.write_metrics(metrics)

@@ -64,5 +64,6 @@ def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained
                          (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
     assert outputs["export"] == outputs["checkpoint"]
     audio = read_jsonl(manifest)[0].audio_filepath
-    transcripts = [run_cli("transcribe", str(model), audio).stdout for model in (trained_run, export)]
-    assert transcripts[0] == transcripts[1] and transcripts[0].startswith(audio)
+    transcripts = [run_cli("transcribe", str(model), audio, *threads).stdout
+                   for model, threads in ((trained_run, []), (export, []), (export, ["threads=2"]))]
+    assert transcripts[0] == transcripts[1] == transcripts[2] and transcripts[0].startswith(audio)

@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from training_helpers import run_cli
 
 from speechprune.config import LmBuildConfig
+from speechprune.corpus.sentence_sources import sentence_prompts
 from speechprune.data.text import TranscriptError
 from speechprune.lm.build import build_language_model, character_sentence
 from speechprune.lm.files import LanguageModelError
@@ -73,6 +74,24 @@ def test_sentences_of_excluded_manifests_are_left_out(tmp_path):
                                              output_dir=str(tmp_path / "lm"), char_order=0))
     files = build_language_model(cfg)
     assert files.corpus.read_text().splitlines() == ["the cat sat", "the dog ran"]
+
+
+def test_debian_text_adds_the_corpora_source_sentences_minus_the_excluded_ones(tmp_path):
+    pool = [prompt.text for prompt in sentence_prompts(1, 10_000)]
+    held_out = tmp_path / "test.jsonl"
+    held_out.write_text("".join(json.dumps({"audio_filepath": f"t{i}.wav", "duration": 1.0,
+                                            "text": pool[i]}) + "\n" for i in (0, 500)))
+    cfg = OmegaConf.structured(LmBuildConfig(manifests=[], debian_text=True,
+                                             exclude_manifests=[str(held_out)],
+                                             output_dir=str(tmp_path / "lm"), char_order=0))
+    files = build_language_model(cfg)
+    corpus = files.corpus.read_text().splitlines()
+    assert len(corpus) == len(pool) - 2 > 50_000
+    assert pool[0] not in corpus and pool[500] not in corpus and pool[1] in corpus
+    model = load_language_model(files.binary)
+    in_domain = pool[1]
+    assert sentence_log10_probability(model, in_domain) > sentence_log10_probability(
+        model, " ".join(reversed(in_domain.split())))
 
 
 def test_a_character_outside_the_alphabet_names_the_file_and_line(tmp_path):

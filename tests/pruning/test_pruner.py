@@ -59,6 +59,19 @@ def test_pruned_weights_stay_exactly_zero_through_optimizer_steps(gru_model, mak
             assert torch.count_nonzero(matrix.param.detach()[~matrix.mask]) == 0
 
 
+def test_masks_are_applied_in_place_in_the_storage_the_rnn_kernels_read(gru_model):
+    # cuDNN runs an RNN from one flat weight buffer whose views are the parameters; a pruner
+    # that rebound `param.data` would leave that buffer (and the pruned weights in it) stale.
+    storage = {name: p.data_ptr() for name, p in gru_model.named_parameters()}
+    pruner = build(gru_model, start_slope=0.05, ramp_slope=0.08)
+    train_steps(gru_model, sgd(gru_model), pruner, range(TOTAL_STEPS))
+    assert {name: p.data_ptr() for name, p in gru_model.named_parameters()} == storage
+    for rnn in gru_model.rnns:
+        for name, flat in zip(rnn._flat_weights_names, rnn._flat_weights):
+            assert flat is getattr(rnn, name)
+    assert all((~m.mask).any() for g in pruner.groups for m in g.matrices)
+
+
 def test_masks_only_shrink_and_sparsity_is_monotone_while_training(gru_model):
     pruner = build(gru_model)  # slopes from Eq. 1 on the model's own weights at start_itr
     optimizer = sgd(gru_model)

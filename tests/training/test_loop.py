@@ -136,15 +136,22 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights(tiny_train_overrid
     assert len((killed_dir / "command.txt").read_text().splitlines()) == 2
 
 
-def test_distributed_data_parallel_two_cpu_processes_hold_identical_weights(
+def test_distributed_data_parallel_two_cpu_processes_hold_identical_weights_and_masks(
         tiny_train_overrides, tmp_path):
+    # Narang pruning from the 2nd step (of about 6), thresholds updated every step: each rank prunes its own
+    # replica, so identical masks on both ranks show that the schedule and the gradients agree.
+    schedule = [f"pruning.groups.{g}.{key}={value}" for g in ("recurrent", "input", "fc")
+                for key, value in (("start_itr", 1), ("ramp_itr", "'50%'"), ("end_itr", "'90%'"),
+                                   ("freq", 1), ("percentile", 50))]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(Path(sys.executable).parent / "speechprune"), "train", *tiny_train_overrides,
-         "trainer.epochs=1", f"hydra.run.dir={tmp_path}"],
+         "trainer.epochs=3", "pruning=narang", *schedule, f"hydra.run.dir={tmp_path}"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["world_size"] == 2
     assert metrics["ranks_identical"] is True
+    assert metrics["masks_identical"] is True
+    assert metrics["pruning"]["sparsity/recurrent"] > 0.1
