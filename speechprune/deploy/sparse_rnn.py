@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechprune.deploy.kernels import (CsrMatrix, csr_from_dense, csr_matmat,
-                                        csr_matmat_parallel, csr_matvec, csr_matvec_parallel,
-                                        csr_multiply)
+from speechprune.deploy.kernels import (COLUMNWISE_MAX_BATCH, CsrMatrix, csr_from_dense,
+                                        csr_matmat, csr_matmat_by_columns, csr_matmat_parallel,
+                                        csr_matvec, csr_matvec_parallel, csr_multiply)
 from speechprune.model.deepspeech2 import DeepSpeech2
 
 SPARSE_MODES = ("RNN_TANH", "RNN_RELU", "GRU")
@@ -48,6 +48,8 @@ def _recurrent_product(indptr, indices, values, h, out, parallel):  # pragma: no
             csr_matvec_parallel(indptr, indices, values, x, y)
         else:
             csr_matvec(indptr, indices, values, x, y)
+    elif h.shape[1] <= COLUMNWISE_MAX_BATCH:
+        csr_matmat_by_columns(indptr, indices, values, h, out, parallel)
     elif parallel:
         csr_matmat_parallel(indptr, indices, values, h, out)
     else:
