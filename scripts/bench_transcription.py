@@ -32,7 +32,7 @@ from speechprune.deploy.export import export_checkpoint
 from speechprune.deploy.kernels import set_cpu_threads
 from speechprune.deploy.loader import load_exported
 from speechprune.model.deepspeech2 import DeepSpeech2
-from speechprune.training.checkpoint import save_checkpoint
+from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
 
 
 def write_model(path: Path, overrides: list[str], sparsity: float) -> Path:
@@ -44,9 +44,7 @@ def write_model(path: Path, overrides: list[str], sparsity: float) -> Path:
         for name, param in model.named_parameters():
             if param.dim() == 2 and ("rnns." in name or name.startswith("fc.")):
                 param.mul_(torch.rand(param.shape) >= sparsity)
-    save_checkpoint({"format": "speechprune-checkpoint", "version": 1, "config": as_dict(cfg),
-                     "alphabet": alphabet.symbols, "feature_stats": None,
-                     "model": model.state_dict()}, path)
+    save_checkpoint(model_checkpoint(as_dict(cfg), alphabet.symbols, model.state_dict()), path)
     return path
 
 

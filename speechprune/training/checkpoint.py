@@ -40,6 +40,15 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         raise
 
 
+def model_checkpoint(config: dict[str, Any], alphabet: str, model_state: dict[str, Any],
+                     feature_stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The part of a checkpoint that inference needs (what the recognizer and the exporter
+    read): format, version, resolved config, alphabet symbols, feature statistics and weights.
+    Training checkpoints add the optimizer, scheduler, pruner and loop state."""
+    return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": config,
+            "alphabet": alphabet, "feature_stats": feature_stats, "model": model_state}
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint written by `save_checkpoint`. Only tensors and plain data are loaded
     (`weights_only`), so a checkpoint from elsewhere cannot run code."""

@@ -28,8 +28,7 @@ from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.report.layout import write_layout
 from speechprune.training import dashboard
-from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION,
-                                             load_checkpoint, save_checkpoint)
+from speechprune.training.checkpoint import load_checkpoint, model_checkpoint, save_checkpoint
 from speechprune.training.data_setup import (DataSetup, build_data, model_for_data,
                                              total_training_steps)
 from speechprune.training.distributed import DistributedContext, setup_distributed
@@ -169,11 +168,9 @@ class Trainer:
 
     def checkpoint_state(self) -> dict[str, Any]:
         return {
-            "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION,
-            "config": OmegaConf.to_container(self.cfg, resolve=True),
-            "alphabet": self.data.alphabet.symbols,
-            "feature_stats": self.data.feature_stats,
-            "model": self.model.state_dict(),
+            **model_checkpoint(OmegaConf.to_container(self.cfg, resolve=True),
+                               self.data.alphabet.symbols, self.model.state_dict(),
+                               self.data.feature_stats),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),

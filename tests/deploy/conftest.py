@@ -13,7 +13,7 @@ from speechprune.commands import compose_config
 from speechprune.config import as_dict
 from speechprune.data.text import Alphabet
 from speechprune.model.deepspeech2 import DeepSpeech2
-from speechprune.training.checkpoint import save_checkpoint
+from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
 
 SMALL_MODEL = ["model.conv_layers=1", "model.conv_channels=[4]", "model.conv_kernels=[[5,11]]",
                "model.conv_strides=[[2,4]]", "model.hidden_size=40", "model.num_layers=2"]
@@ -61,9 +61,8 @@ def write_checkpoint(path: Path, rnn_type: str, bidirectional: bool, sparsity: f
     if global_stats:
         stats = {"kind": "spectrogram", "num_features": num_features, "frames": 1000,
                  "mean": torch.randn(num_features), "std": torch.rand(num_features) + 0.5}
-    save_checkpoint({"format": "speechprune-checkpoint", "version": 1, "config": as_dict(cfg),
-                     "alphabet": alphabet.symbols, "feature_stats": stats,
-                     "model": model.state_dict()}, path)
+    save_checkpoint(model_checkpoint(as_dict(cfg), alphabet.symbols, model.state_dict(), stats),
+                    path)
     return path
 
 
