@@ -27,91 +27,119 @@ import torch
 from torch import nn
 
 from speechprune.deploy.kernels import (COLUMNWISE_MAX_BATCH, CsrMatrix, csr_from_dense,
-                                        csr_matmat, csr_matmat_by_columns, csr_matmat_parallel,
-                                        csr_matvec, csr_matvec_parallel, csr_multiply)
+                                        csr_matmat, csr_matmat_parallel, csr_matvec,
+                                        csr_matvec_parallel, csr_multiply)
 from speechprune.model.deepspeech2 import DeepSpeech2
 
 SPARSE_MODES = ("RNN_TANH", "RNN_RELU", "GRU")
 
 # The functions below are not cached on disk (cache=True): numba keys a cache on its own file
 # only, so after a change to kernels.py a cached caller would jump into stale code (a segfault
-# seen here). They compile on first use, a few seconds per process.  # torch's nn.RNNBase.mode values we run sparse
+# seen here). They compile on first use, a few seconds per process.
 
 
 @numba.njit(fastmath=True, nogil=True)
-def _recurrent_product(indptr, indices, values, h, out, parallel):  # pragma: no cover - compiled
-    """out (rows, batch) = W_hh @ h (hidden, batch); the vector kernel at batch 1."""
-    if h.shape[1] == 1:
-        x = h.reshape(h.shape[0])
-        y = out.reshape(out.shape[0])
-        if parallel:
-            csr_matvec_parallel(indptr, indices, values, x, y)
-        else:
-            csr_matvec(indptr, indices, values, x, y)
-    elif h.shape[1] <= COLUMNWISE_MAX_BATCH:
-        csr_matmat_by_columns(indptr, indices, values, h, out, parallel)
-    elif parallel:
-        csr_matmat_parallel(indptr, indices, values, h, out)
-    else:
-        csr_matmat(indptr, indices, values, h, out)
-
-
-@numba.njit(fastmath=True, nogil=True)
-def _sigmoid(v):  # pragma: no cover - compiled
-    return np.float32(1.0) / (np.float32(1.0) + np.exp(-v))
-
-
-@numba.njit(fastmath=True, nogil=True)
-def run_rnn_direction(indptr, indices, values, bias_hh, projected, lengths, reverse, relu,
-                      parallel, out):  # pragma: no cover - compiled
-    """Elman RNN over time: h_t = act(projected[b, t] + W_hh h_{t-1} + bias_hh).
-
-    projected (batch, time, hidden) holds W_ih x_t + b_ih; lengths (batch,) frames;
-    out (batch, time, hidden) receives h_t at valid frames (other frames are left untouched)."""
-    batch, _, hidden = projected.shape
-    h = np.zeros((hidden, batch), dtype=np.float32)
-    recurrent = np.empty((hidden, batch), dtype=np.float32)
-    for step in range(lengths.max()):
-        _recurrent_product(indptr, indices, values, h, recurrent, parallel)
+def _recurrent_products(indptr, indices, values, h, out, active, parallel,
+                        h_columns, out_columns):  # pragma: no cover - compiled
+    """out[b] = W_hh @ h[b] for every utterance b still running (`active[b]`); h (batch, hidden),
+    out (batch, rows). Small batches run one vector product per utterance (finished ones are
+    skipped); larger ones one batch product through the (hidden, batch) buffers `h_columns`
+    and `out_columns`."""
+    batch = h.shape[0]
+    if batch <= COLUMNWISE_MAX_BATCH:
         for b in range(batch):
-            if step >= lengths[b]:
-                continue
-            t = lengths[b] - 1 - step if reverse else step
-            for j in range(hidden):
-                v = projected[b, t, j] + recurrent[j, b] + bias_hh[j]
-                if relu:
-                    v = max(v, np.float32(0.0))
+            if active[b]:
+                if parallel:
+                    csr_matvec_parallel(indptr, indices, values, h[b], out[b])
                 else:
-                    v = np.tanh(v)
-                h[j, b] = v
-                out[b, t, j] = v
+                    csr_matvec(indptr, indices, values, h[b], out[b])
+        return
+    h_columns[:] = h.T
+    if parallel:
+        csr_matmat_parallel(indptr, indices, values, h_columns, out_columns)
+    else:
+        csr_matmat(indptr, indices, values, h_columns, out_columns)
+    out[:] = out_columns.T
 
 
 @numba.njit(fastmath=True, nogil=True)
-def run_gru_direction(indptr, indices, values, bias_hh, projected, lengths, reverse, parallel,
-                      out):  # pragma: no cover - compiled
-    """GRU over time with torch's gate order (reset r, update z, new n) and equations:
+def fast_tanh(x):  # pragma: no cover - compiled
+    """tanh(x) in float32 as a 13/6 rational function (Eigen's float tanh), saturated outside
+    +-7.9; within 3e-7 of the exact value. Unlike a call to libm's tanhf it is plain
+    arithmetic, so the loops over hidden units below vectorize."""
+    x = min(max(x, np.float32(-7.90531110763549805)), np.float32(7.90531110763549805))
+    x2 = x * x
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = np.float32(1.19825839466702e-06)
+    q = q * x2 + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return p * x / q
+
+
+@numba.njit(fastmath=True, nogil=True)
+def fast_sigmoid(x):  # pragma: no cover - compiled
+    return np.float32(0.5) + np.float32(0.5) * fast_tanh(np.float32(0.5) * x)
+
+
+@numba.njit(fastmath=True, nogil=True)
+def _rnn_cell(projected, recurrent, bias_hh, h, out, relu):  # pragma: no cover - compiled
+    """One frame of one utterance, all 1-D over hidden units: h = out = act(...)."""
+    for j in range(h.shape[0]):
+        v = projected[j] + recurrent[j] + bias_hh[j]
+        v = max(v, np.float32(0.0)) if relu else fast_tanh(v)
+        h[j] = v
+        out[j] = v
+
+
+@numba.njit(fastmath=True, nogil=True)
+def _gru_cell(projected, recurrent, bias_hh, h, out):  # pragma: no cover - compiled
+    """One frame of one utterance with torch's gate order (reset r, update z, new n):
     r = s(x_r + W_hr h + b_hr), z = s(x_z + W_hz h + b_hz), n = tanh(x_n + r * (W_hn h + b_hn)),
-    h' = (1 - z) * n + z * h; x_* = W_i* x_t + b_i* come in `projected` (batch, time, 3 hidden)."""
+    h' = (1 - z) * n + z * h; all arrays 1-D, the gates concatenated."""
+    hidden = h.shape[0]
+    for j in range(hidden):
+        r = fast_sigmoid(projected[j] + recurrent[j] + bias_hh[j])
+        z = fast_sigmoid(projected[hidden + j] + recurrent[hidden + j] + bias_hh[hidden + j])
+        n = fast_tanh(projected[2 * hidden + j]
+                      + r * (recurrent[2 * hidden + j] + bias_hh[2 * hidden + j]))
+        v = (np.float32(1.0) - z) * n + z * h[j]
+        h[j] = v
+        out[j] = v
+
+
+@numba.njit(fastmath=True, nogil=True)
+def run_direction(indptr, indices, values, bias_hh, projected, lengths, reverse, gru, relu,
+                  parallel, out):  # pragma: no cover - compiled
+    """One direction of an Elman RNN (h_t = act(x_t + W_hh h_{t-1} + b_hh)) or a GRU over time.
+
+    projected (batch, time, gates * hidden) holds W_ih x_t + b_ih; lengths (batch,) frames;
+    out (batch, time, hidden) receives h_t at valid frames (other frames are left untouched).
+    The backward direction (`reverse`) starts at each utterance's own last frame."""
     batch, _, gates = projected.shape
-    hidden = gates // 3
-    h = np.zeros((hidden, batch), dtype=np.float32)
-    recurrent = np.empty((gates, batch), dtype=np.float32)
+    hidden = out.shape[2]
+    h = np.zeros((batch, hidden), dtype=np.float32)
+    recurrent = np.empty((batch, gates), dtype=np.float32)
+    h_columns = np.empty((hidden, batch), dtype=np.float32)
+    out_columns = np.empty((gates, batch), dtype=np.float32)
     for step in range(lengths.max()):
-        _recurrent_product(indptr, indices, values, h, recurrent, parallel)
+        active = step < lengths
+        _recurrent_products(indptr, indices, values, h, recurrent, active, parallel, h_columns,
+                            out_columns)
         for b in range(batch):
-            if step >= lengths[b]:
+            if not active[b]:
                 continue
             t = lengths[b] - 1 - step if reverse else step
-            for j in range(hidden):
-                r = _sigmoid(projected[b, t, j] + recurrent[j, b] + bias_hh[j])
-                z = _sigmoid(projected[b, t, hidden + j] + recurrent[hidden + j, b]
-                             + bias_hh[hidden + j])
-                n = np.tanh(projected[b, t, 2 * hidden + j]
-                            + r * (recurrent[2 * hidden + j, b] + bias_hh[2 * hidden + j]))
-                v = (np.float32(1.0) - z) * n + z * h[j, b]
-                h[j, b] = v
-                out[b, t, j] = v
+            if gru:
+                _gru_cell(projected[b, t], recurrent[b], bias_hh, h[b], out[b, t])
+            else:
+                _rnn_cell(projected[b, t], recurrent[b], bias_hh, h[b], out[b, t], relu)
 
 
 _DIRECTION_POOL: ThreadPoolExecutor | None = None
@@ -176,25 +204,20 @@ class SparseRecurrentLayer(nn.Module):
         directions = len(self.recurrent)
         out = np.zeros((directions, batch, time, self.hidden_size), dtype=np.float32)
 
-        def run_direction(d: int, parallel_product: bool) -> None:
-            matrix, bias = self.recurrent[d], self.bias_hh[d]
+        def run_one(d: int, parallel_product: bool) -> None:
+            matrix = self.recurrent[d]
             inputs = np.ascontiguousarray(projected[:, :, d * gates:(d + 1) * gates])
-            reverse = d == 1
-            if self.mode == "GRU":
-                run_gru_direction(matrix.indptr, matrix.indices, matrix.values, bias, inputs,
-                                  lengths_np, reverse, parallel_product, out[d])
-            else:
-                run_rnn_direction(matrix.indptr, matrix.indices, matrix.values, bias, inputs,
-                                  lengths_np, reverse, self.mode == "RNN_RELU", parallel_product,
-                                  out[d])
+            run_direction(matrix.indptr, matrix.indices, matrix.values, self.bias_hh[d], inputs,
+                          lengths_np, d == 1, self.mode == "GRU", self.mode == "RNN_RELU",
+                          parallel_product, out[d])
 
         if self.parallel and directions == 2:
             # The two directions are independent: one thread each (the numba functions release
             # the GIL), synchronized once per layer instead of once per time step.
-            list(direction_pool().map(lambda d: run_direction(d, False), range(2)))
+            list(direction_pool().map(lambda d: run_one(d, False), range(2)))
         else:
             for d in range(directions):
-                run_direction(d, self.parallel)
+                run_one(d, self.parallel)
         result = np.concatenate(list(out), axis=-1) if directions == 2 else out[0]
         return torch.from_numpy(result).to(x.dtype)
 
