@@ -132,6 +132,8 @@ def read_curves(run: Run, tags: list[str]) -> dict[str, Curve]:
     reader. A resumed run's events are already purged of the redone steps by the writer."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    # Its directory watcher logs a line per event file at INFO ("No path found after ...").
+    logging.getLogger("tensorboard").setLevel(logging.WARNING)
     # size_guidance 0: keep every point, not TensorBoard's default reservoir sample.
     events = EventAccumulator(str(run.tensorboard), size_guidance={"scalars": 0})
     events.Reload()
