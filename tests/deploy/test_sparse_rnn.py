@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from speechprune.deploy.sparse_rnn import SparseRecurrentLayer
+from speechprune.deploy.sparse_rnn import SparseRecurrentLayer, fast_sigmoid, fast_tanh
 
 
 def pruned_rnn(kind: str, bidirectional: bool, sparsity: float) -> nn.RNNBase:
@@ -42,3 +43,12 @@ def test_sparse_layer_matches_torch_on_a_padded_batch(kind, bidirectional, batch
 def test_lstm_is_refused_with_the_supported_kinds_named():
     with pytest.raises(ValueError, match="GRU"):
         SparseRecurrentLayer(nn.LSTM(4, 8, batch_first=True))
+
+
+def test_fast_gate_functions_stay_within_3e7_of_exact_everywhere():
+    x = np.concatenate([np.linspace(-30, 30, 200_001), [0.0, 1e-30, -1e-30, 7.9, -7.9, 1e4]])
+    tanh = np.array([fast_tanh(np.float32(v)) for v in x.astype(np.float32)])
+    sigmoid = np.array([fast_sigmoid(np.float32(v)) for v in x.astype(np.float32)])
+    assert np.abs(tanh - np.tanh(x)).max() < 3e-7
+    assert np.abs(sigmoid - 1 / (1 + np.exp(-x))).max() < 3e-7
+    assert fast_tanh(np.float32(0.0)) == 0.0 and fast_tanh(np.float32(1e4)) == pytest.approx(1.0)
