@@ -22,18 +22,23 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def run(cfg: DictConfig) -> None:
-    from speechprune.data.manifest import load_utterances
+    from speechprune.data.manifest import ManifestError, load_utterances
     from speechprune.decoding.beam import build_decoder, describe_decoder
     from speechprune.decoding.evaluation import evaluate
     from speechprune.decoding.recognizer import Recognizer
+    from speechprune.deploy.export import ExportError
     from speechprune.deploy.kernels import set_cpu_threads
     from speechprune.lm.files import LanguageModelError
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
+    from speechprune.training.checkpoint import CheckpointError
     from speechprune.training.distributed import choose_device
 
     parallel = set_cpu_threads(cfg.threads) > 1
-    recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device),
-                                            parallel=parallel)
+    try:
+        recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device),
+                                                parallel=parallel)
+    except (CheckpointError, ExportError) as error:  # missing, corrupt or foreign model file
+        sys.exit(f"speechprune evaluate: {error}")
     if cfg.decoder.lm:
         cfg.decoder.lm = absolute(cfg.decoder.lm)
     try:
@@ -43,7 +48,10 @@ def run(cfg: DictConfig) -> None:
     data_cfg = recognizer.data_cfg
     data_cfg.format = cfg.format
     manifest = Path(absolute(cfg.manifest))
-    utterances = load_utterances(manifest, data_cfg)
+    try:
+        utterances = load_utterances(manifest, data_cfg)
+    except ManifestError as error:  # missing file, or the line that cannot be read
+        sys.exit(f"speechprune evaluate: {error}")
     dataset = evaluation_dataset(utterances, data_cfg, recognizer.alphabet, recognizer.features,
                                  recognizer.time_stride)
     result = evaluate(recognizer.model, evaluation_loader(dataset, data_cfg), recognizer.alphabet,

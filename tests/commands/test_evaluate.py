@@ -38,8 +38,10 @@ def test_evaluate_exits_nonzero_when_wer_is_above_the_tolerance(trained_run, mic
 def test_evaluate_names_a_missing_model_or_manifest(trained_run, tmp_path):
     missing_model = run_cli("evaluate", str(tmp_path / "nope"), str(tmp_path / "m.jsonl"))
     assert missing_model.returncode != 0 and "nope: no such checkpoint" in missing_model.stderr
+    assert "Traceback" not in missing_model.stderr
     missing_manifest = run_cli("evaluate", str(trained_run), str(tmp_path / "m.jsonl"))
     assert missing_manifest.returncode != 0 and "m.jsonl: manifest not found" in missing_manifest.stderr
+    assert "Traceback" not in missing_manifest.stderr
 
 
 def test_transcribe_prints_one_line_per_file(trained_run, micro_corpus):
@@ -48,6 +50,16 @@ def test_transcribe_prints_one_line_per_file(trained_run, micro_corpus):
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == files
+
+
+def test_transcribe_names_a_missing_or_corrupt_audio_file(trained_run, tmp_path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00not really a wave file")
+    for path, problem in ((tmp_path / "nope.wav", "audio file not found"), (corrupt, "")):
+        result = run_cli("transcribe", str(trained_run), str(path))
+        assert result.returncode != 0
+        assert f"speechprune transcribe: {path}" in result.stderr and problem in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained_run, micro_corpus,
