@@ -22,6 +22,22 @@ def compose_config(config_name: str, overrides: list[str]):
         return compose(config_name=config_name, overrides=overrides)
 
 
+def load_recognizer(command: str, model_path: str, device: str, parallel: bool = False):
+    """Recognizer.from_checkpoint for `speechprune <command>`: a missing, corrupt or foreign model
+    file ends the command with one line naming it (exit status 1) instead of a traceback."""
+    import sys
+
+    from speechprune.decoding.recognizer import Recognizer
+    from speechprune.deploy.export import ExportError
+    from speechprune.training.checkpoint import CheckpointError
+    from speechprune.training.distributed import choose_device
+
+    try:
+        return Recognizer.from_checkpoint(model_path, choose_device(device), parallel=parallel)
+    except (CheckpointError, ExportError) as error:
+        sys.exit(f"speechprune {command}: {error}")
+
+
 def hydra_quote(value: str) -> str:
     """`value` as a quoted Hydra override value (paths may hold commas, spaces, brackets)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR, positional_overrides
+from speechprune.commands import CONF_DIR, load_recognizer, positional_overrides
 from speechprune.config import register_configs
 
 register_configs()
@@ -25,20 +25,12 @@ def run(cfg: DictConfig) -> None:
     from speechprune.data.manifest import ManifestError, load_utterances
     from speechprune.decoding.beam import build_decoder, describe_decoder
     from speechprune.decoding.evaluation import evaluate
-    from speechprune.decoding.recognizer import Recognizer
-    from speechprune.deploy.export import ExportError
     from speechprune.deploy.kernels import set_cpu_threads
     from speechprune.lm.files import LanguageModelError
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
-    from speechprune.training.checkpoint import CheckpointError
-    from speechprune.training.distributed import choose_device
 
-    parallel = set_cpu_threads(cfg.threads) > 1
-    try:
-        recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device),
-                                                parallel=parallel)
-    except (CheckpointError, ExportError) as error:  # missing, corrupt or foreign model file
-        sys.exit(f"speechprune evaluate: {error}")
+    recognizer = load_recognizer("evaluate", absolute(cfg.model_path), cfg.device,
+                                 parallel=set_cpu_threads(cfg.threads) > 1)
     if cfg.decoder.lm:
         cfg.decoder.lm = absolute(cfg.decoder.lm)
     try:

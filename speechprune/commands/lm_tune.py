@@ -9,7 +9,7 @@ import sys
 
 import hydra
 
-from speechprune.commands import CONF_DIR, positional_overrides
+from speechprune.commands import CONF_DIR, load_recognizer, positional_overrides
 from speechprune.config import LmTuneConfig, register_configs
 
 register_configs()
@@ -18,18 +18,16 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="lm_tune")
 def run(cfg: LmTuneConfig) -> None:
     from speechprune.data.manifest import load_utterances
-    from speechprune.decoding.recognizer import Recognizer
     from speechprune.lm.files import LanguageModelError
     from speechprune.lm.tuning import collect_emissions, save_tuning, tune_weights
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
-    from speechprune.training.distributed import choose_device
 
     if not cfg.decoder.lm:
         sys.exit("speechprune lm tune: name the language model with decoder.lm=<dir> "
                  "(built by `speechprune lm build`)")
     cfg.decoder.name = "beam"
     cfg.decoder.lm = absolute(cfg.decoder.lm)
-    recognizer = Recognizer.from_checkpoint(absolute(cfg.model_path), choose_device(cfg.device))
+    recognizer = load_recognizer("lm tune", absolute(cfg.model_path), cfg.device)
     data_cfg = recognizer.data_cfg
     data_cfg.format = cfg.format
     utterances = load_utterances(absolute(cfg.manifest), data_cfg)

@@ -42,8 +42,8 @@ def load_exported(path: str | Path, device: torch.device | str = "cpu", *,
     On the CPU, RNN and GRU layers whose hidden-to-hidden weights are at least
     `sparse_min_sparsity` zeros (default: the value stored at export) run the sparse kernels,
     with two threads when `parallel` (a bidirectional layer runs one direction per thread, a
-    unidirectional one splits its rows over numba's threads); other layers, and every layer on a GPU,
-    run torch's dense ones. Raises ExportError for a missing, corrupt, truncated or
+    unidirectional one splits its rows over numba's threads); other layers, and every layer on
+    a GPU, run torch's dense ones. Raises ExportError for a missing, corrupt, truncated or
     incompatible file."""
     contents = read_export(path)
     path = Path(path)

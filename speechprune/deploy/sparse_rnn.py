@@ -142,15 +142,8 @@ def run_direction(indptr, indices, values, bias_hh, projected, lengths, reverse,
                 _rnn_cell(projected[b, t], recurrent[b], bias_hh, h[b], out[b, t], relu)
 
 
-_DIRECTION_POOL: ThreadPoolExecutor | None = None
-
-
-def direction_pool() -> ThreadPoolExecutor:
-    """Two threads that run the directions of a bidirectional layer (created on first use)."""
-    global _DIRECTION_POOL
-    if _DIRECTION_POOL is None:
-        _DIRECTION_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparse-rnn")
-    return _DIRECTION_POOL
+# Runs the two directions of a bidirectional layer (its threads start on first use).
+DIRECTION_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparse-rnn")
 
 
 class SparseRecurrentLayer(nn.Module):
@@ -214,7 +207,7 @@ class SparseRecurrentLayer(nn.Module):
         if self.parallel and directions == 2:
             # The two directions are independent: one thread each (the numba functions release
             # the GIL), synchronized once per layer instead of once per time step.
-            list(direction_pool().map(lambda d: run_one(d, False), range(2)))
+            list(DIRECTION_POOL.map(lambda d: run_one(d, False), range(2)))
         else:
             for d in range(directions):
                 run_one(d, self.parallel)
