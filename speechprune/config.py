@@ -386,7 +386,8 @@ class ExportConfig:
     # The export file to write.
     out: str = MISSING
     which: str = "best"
-    # Pruned matrices: "auto" (per tensor the smallest of dense, csr, bitmask), "csr", "bitmask".
+    # Pruned matrices: "auto" (per tensor the smallest of dense, csr, bitmask, bsr), "csr",
+    # "bitmask" or "bsr" (block-sparse rows, for pruning=block).
     layout: str = "auto"
     # Non-zero values of sparse tensors: "fp32" or "fp16" (halves their bytes; ~1e-3 relative error).
     values: str = "fp32"

@@ -16,7 +16,13 @@ Tensor layouts:
 - "bitmask": the non-zero pattern as a bit per weight (numpy packbits, row-major), deflated with
   zlib (a 10%-dense random mask compresses to about its entropy, ~0.47 bits per weight), then
   the `values` in row-major order.
+- "bsr" (format version 2): block-sparse rows for matrices pruned in whole blocks; the entry's
+  `block_shape` [br, bc]; `indptr` (uint32, one per block row + 1), block-column `indices` in the
+  smallest unsigned type, `values` of the stored blocks, each block row-major, in block-row
+  order. One index per block instead of one per weight: a 4x4-block-pruned matrix at 90%
+  sparsity stores in about 10.3% of its dense bytes where CSR needs 15%.
 Sparse values are float32 or float16 (`values_dtype`); dense tensors stay as they are.
+Version 1 files (no "bsr") are still read.
 """
 
 from __future__ import annotations
@@ -32,13 +38,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from speechprune.deploy.block_kernels import detect_block_shape
+
 MAGIC = b"SPRNEXP\x00"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "speechprune-export"
 _PREFIX = struct.Struct("<8sIQ")  # magic, version, header length
 _DIGEST_BYTES = 32
 _ALIGN = 8  # payload arrays start at multiples of this many bytes
-LAYOUTS = ("auto", "csr", "bitmask")
+LAYOUTS = ("auto", "csr", "bitmask", "bsr")
 VALUE_DTYPES = {"fp32": np.float32, "fp16": np.float16}
 
 
@@ -109,13 +118,32 @@ class ExportContents:
 # ---- writing -------------------------------------------------------------------------------
 
 
+def _smallest_index_dtype(count: int) -> type:
+    """The smallest unsigned type holding indices 0 .. count - 1."""
+    return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
+
+
+def _encode_bsr(matrix: np.ndarray, block_shape: tuple[int, int], values_dtype: np.dtype
+                ) -> dict[str, np.ndarray]:
+    rows, cols = matrix.shape
+    br, bc = block_shape
+    blocks = matrix.reshape(rows // br, br, cols // bc, bc).transpose(0, 2, 1, 3)
+    kept = (blocks != 0).any(axis=(2, 3))
+    indptr = np.zeros(rows // br + 1, dtype=np.uint32)
+    np.cumsum(kept.sum(axis=1), out=indptr[1:])
+    block_rows, block_cols = np.nonzero(kept)
+    return {"indptr": indptr, "indices": block_cols.astype(_smallest_index_dtype(cols // bc)),
+            "values": blocks[block_rows, block_cols].astype(values_dtype).reshape(-1)}
+
+
 def _encode_tensor(tensor: torch.Tensor, layout: str, values_dtype: np.dtype
-                   ) -> tuple[str, dict[str, np.ndarray], int]:
-    """(chosen layout, named arrays to store, non-zero count) for one tensor."""
+                   ) -> tuple[str, dict[str, np.ndarray], int, list[int] | None]:
+    """(chosen layout, named arrays to store, non-zero count, block shape for "bsr") for one
+    tensor."""
     array = tensor.detach().cpu().numpy()
     nnz = int(np.count_nonzero(array))
     if not np.issubdtype(array.dtype, np.floating) or array.ndim < 2:
-        return "dense", {"values": np.ascontiguousarray(array)}, nnz
+        return "dense", {"values": np.ascontiguousarray(array)}, nnz, None
     array = array.astype(np.float32)
     dense = {"values": np.ascontiguousarray(array)}
     matrix = array.reshape(array.shape[0], -1)
@@ -124,7 +152,7 @@ def _encode_tensor(tensor: torch.Tensor, layout: str, values_dtype: np.dtype
     values = matrix[nonzero].astype(values_dtype)
     candidates = {"dense": dense}
     if layout in ("auto", "csr"):
-        index_dtype = np.uint8 if cols <= 256 else np.uint16 if cols <= 65536 else np.uint32
+        index_dtype = _smallest_index_dtype(cols)
         counts = nonzero.sum(axis=1)
         indptr = np.zeros(rows + 1, dtype=np.uint32 if nnz < 2**32 else np.uint64)
         np.cumsum(counts, out=indptr[1:])
@@ -134,6 +162,11 @@ def _encode_tensor(tensor: torch.Tensor, layout: str, values_dtype: np.dtype
     if layout in ("auto", "bitmask"):
         packed = zlib.compress(np.packbits(nonzero.ravel()).tobytes(), 9)
         candidates["bitmask"] = {"mask": np.frombuffer(packed, dtype=np.uint8), "values": values}
+    block_shape = None
+    if layout in ("auto", "bsr"):
+        block_shape = detect_block_shape(matrix)
+        if block_shape != (1, 1) or layout == "bsr":
+            candidates["bsr"] = _encode_bsr(matrix, block_shape, values_dtype)
     if layout == "auto":
         # Smallest wins; dense only when sparse storage would not save anything.
         # Dense is weighed at the sparse values' width, so fp16 never stores an unpruned tensor
@@ -145,7 +178,7 @@ def _encode_tensor(tensor: torch.Tensor, layout: str, values_dtype: np.dtype
         chosen = min(candidates, key=cost)
     else:
         chosen = layout
-    return chosen, candidates[chosen], nnz
+    return chosen, candidates[chosen], nnz, list(block_shape) if chosen == "bsr" else None
 
 
 def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, config: dict[str, Any],
@@ -154,8 +187,9 @@ def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, confi
                  values: str = "fp32") -> ExportSummary:
     """Write `state_dict` and its metadata to `path` in the export format (see module docstring).
 
-    layout: "auto" (per tensor the smallest of dense, csr, bitmask), "csr" or "bitmask" (every
-    matrix, i.e. tensor of 2+ dims); values: "fp32" or "fp16" for the non-zeros of sparse tensors.
+    layout: "auto" (per tensor the smallest of dense, csr, bitmask, bsr), or "csr", "bitmask" or
+    "bsr" for every matrix, i.e. tensor of 2+ dims ("bsr" with the largest block shape whose
+    blocks are 75% full, 1x1 blocks for unstructured zeros); values: "fp32" or "fp16" for the non-zeros of sparse tensors.
     """
     if layout not in LAYOUTS:
         raise ExportError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -166,7 +200,8 @@ def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, confi
     offset = 0
     dense_bytes = 0
     for name, tensor in state_dict.items():
-        chosen, arrays, nnz = _encode_tensor(tensor, layout, np.dtype(VALUE_DTYPES[values]))
+        chosen, arrays, nnz, block_shape = _encode_tensor(tensor, layout,
+                                                          np.dtype(VALUE_DTYPES[values]))
         itemsize = 4 if tensor.is_floating_point() else tensor.element_size()
         dense_bytes += tensor.numel() * itemsize
         parts = {}
@@ -177,8 +212,11 @@ def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, confi
             padding = -data.nbytes % _ALIGN
             chunks.append(b"\x00" * padding)
             offset += data.nbytes + padding
-        entries.append({"name": name, "shape": list(tensor.shape), "layout": chosen, "nnz": nnz,
-                        "dtype": str(tensor.dtype).removeprefix("torch."), "parts": parts})
+        entry = {"name": name, "shape": list(tensor.shape), "layout": chosen, "nnz": nnz,
+                 "dtype": str(tensor.dtype).removeprefix("torch."), "parts": parts}
+        if block_shape is not None:
+            entry["block_shape"] = block_shape
+        entries.append(entry)
         summaries.append(TensorSummary(name, list(tensor.shape), chosen, nnz,
                                        sum(p["nbytes"] for p in parts.values())))
     header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "source": source,
@@ -215,9 +253,9 @@ def _read_verified(path: Path) -> tuple[dict[str, Any], memoryview]:
         raise ExportError(f"{path}: not a speechprune export file (no {MAGIC!r} header); "
                           "create one with `speechprune export <run dir> out=<file>`")
     _, version, header_length = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ExportError(f"{path}: export format version {version}, but this speechprune reads "
-                          f"version {FORMAT_VERSION}; re-export the model from its checkpoint with "
+                          f"version {' and '.join(map(str, READABLE_VERSIONS))}; re-export the model from its checkpoint with "
                           "this version")
     body_end = len(data) - _DIGEST_BYTES
     if _PREFIX.size + header_length > body_end:
@@ -281,6 +319,23 @@ def _decode_tensor(path: Path, entry: dict[str, Any], payload: memoryview) -> to
         if int(nonzero.sum()) != values.size:
             raise ExportError(f"{path}: tensor {name!r} mask and values disagree; re-export it")
         matrix[nonzero] = values
+    elif layout == "bsr":
+        indptr = _part(path, name, parts, "indptr", payload).astype(np.int64)
+        indices = _part(path, name, parts, "indices", payload).astype(np.int64)
+        try:
+            br, bc = (int(side) for side in entry["block_shape"])
+        except (KeyError, TypeError, ValueError):
+            raise ExportError(f"{path}: tensor {name!r} lacks a valid block_shape; "
+                              "re-export it") from None
+        if (br < 1 or bc < 1 or rows % br or cols % bc or indptr.shape != (rows // br + 1,)
+                or indptr[-1] != indices.size or values.size != indices.size * br * bc
+                or (indices.size and indices.max() >= cols // bc)):
+            raise ExportError(f"{path}: tensor {name!r} has inconsistent block-sparse arrays; "
+                              "re-export it")
+        blocks = np.zeros((rows // br, cols // bc, br, bc), dtype=np.float32)
+        blocks[np.repeat(np.arange(rows // br), np.diff(indptr)), indices] = \
+            values.reshape(-1, br, bc)
+        matrix = blocks.transpose(0, 2, 1, 3).reshape(rows, cols)
     else:
         raise ExportError(f"{path}: tensor {name!r} has unknown layout {layout!r}")
     return torch.from_numpy(matrix.reshape(shape))

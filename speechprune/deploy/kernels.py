@@ -1,10 +1,12 @@
-"""Sparse matrix-vector kernels for the per-time-step recurrent product (numba, CPU, float32).
+"""Sparse matrix products for the per-time-step recurrent product (numba, CPU, float32): the CSR
+format for unstructured sparsity, and the common interface (SparseKernels, sparse_multiply) that
+block_kernels.py's block-sparse format shares.
 
 The matrix is held in CSR with *unsigned* indices: uint16 columns when the matrix has at most
 65,536 columns, else uint32; uint32 row pointers (uint64 past 2**32 non-zeros). Unsigned
 indices matter for speed, not only size: with signed ones numba guards every `x[idx[k]]`
 against negative (wrap-around) indices, and that guard kept LLVM from unrolling the gather loop
-(measured 0.36 vs 1.2 ns per non-zero on this machine's Zen 3 cores). `fastmath` lets LLVM
+(measured 0.36 vs 1.2 ns per non-zero on a Zen 3 machine). `fastmath` lets LLVM
 reassociate the row sum into several independent accumulators.
 
 Shapes: a matrix is (rows, cols). Vectors are (cols,) -> (rows,); a batch is held transposed,
@@ -14,6 +16,7 @@ x (cols, batch) -> out (rows, batch), so the innermost loop runs over contiguous
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numba
 import numpy as np
@@ -22,8 +25,35 @@ import torch
 UINT16_COLUMNS = 1 << 16  # column indices up to 65,535 fit uint16
 
 
+class SparseKernels(NamedTuple):
+    """A sparse format's compiled products, all called (indptr, indices, values, x, out):
+    vector x (cols,) -> out (rows,), or batch x (cols, batch) -> out (rows, batch); one thread,
+    or rows split over numba's threads."""
+
+    matvec: Callable
+    matvec_parallel: Callable
+    matmat: Callable
+    matmat_parallel: Callable
+    columnwise_max_batch: int  # up to this batch, one matvec per column beats matmat
+
+
+class SparseFormat:
+    """What every sparse format offers (fields `shape`, `indptr`, `indices`, `values`, `nnz`
+    come from the dataclass that derives from it)."""
+
+    @property
+    def density(self) -> float:
+        rows, cols = self.shape
+        return self.nnz / max(rows * cols, 1)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the kernel reads per product (values, indices, row pointers)."""
+        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
+
+
 @dataclass(frozen=True)
-class CsrMatrix:
+class CsrMatrix(SparseFormat):
     """A (rows, cols) float32 matrix in CSR: `indptr` (rows + 1,), `indices` and `values` (nnz,)."""
 
     shape: tuple[int, int]
@@ -36,14 +66,8 @@ class CsrMatrix:
         return int(self.values.shape[0])
 
     @property
-    def density(self) -> float:
-        rows, cols = self.shape
-        return self.nnz / max(rows * cols, 1)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the kernel reads per product (values, column indices, row pointers)."""
-        return self.indptr.nbytes + self.indices.nbytes + self.values.nbytes
+    def kernels(self) -> SparseKernels:
+        return CSR_KERNELS
 
     def to_dense(self) -> np.ndarray:
         rows, cols = self.shape
@@ -132,23 +156,24 @@ def csr_matmat_parallel(indptr, indices, values, x, out):  # pragma: no cover - 
                 out[row, b] += value * x[column, b]
 
 
-# Up to this many columns, A @ x runs as one vector product per column: the vector kernel's
+# Up to this many columns, A @ x runs as one CSR vector product per column: the vector kernel's
 # gathers are vectorized, the batch kernel's are not (at hidden 1024, 90% sparse, one thread:
 # 4 columns took 170 us one by one against 390 us in csr_matmat; at 16 columns csr_matmat wins).
-COLUMNWISE_MAX_BATCH = 8
+CSR_COLUMNWISE_MAX_BATCH = 8
 
 
-@numba.njit(fastmath=True, cache=True, nogil=True)
-def csr_matmat_by_columns(indptr, indices, values, x, out, parallel):  # pragma: no cover - compiled
-    """out (rows, batch) = A @ x (cols, batch) as `batch` vector products (for small batches)."""
+@numba.njit(fastmath=True, nogil=True)
+def matmat_by_columns(matvec, indptr, indices, values, x, out):  # pragma: no cover - compiled
+    """out (rows, batch) = A @ x (cols, batch) as `batch` calls of `matvec` (small batches)."""
     columns = np.ascontiguousarray(x.T)
     results = np.empty((out.shape[1], out.shape[0]), dtype=np.float32)
     for b in range(columns.shape[0]):
-        if parallel:
-            csr_matvec_parallel(indptr, indices, values, columns[b], results[b])
-        else:
-            csr_matvec(indptr, indices, values, columns[b], results[b])
+        matvec(indptr, indices, values, columns[b], results[b])
     out[:] = results.T
+
+
+CSR_KERNELS = SparseKernels(csr_matvec, csr_matvec_parallel, csr_matmat, csr_matmat_parallel,
+                            CSR_COLUMNWISE_MAX_BATCH)
 
 
 def set_cpu_threads(threads: int) -> int:
@@ -161,23 +186,25 @@ def set_cpu_threads(threads: int) -> int:
     return in_use
 
 
-def csr_multiply(matrix: CsrMatrix, x: np.ndarray, out: np.ndarray | None = None,
-                 parallel: bool = False) -> np.ndarray:
+def sparse_multiply(matrix, x: np.ndarray, out: np.ndarray | None = None,
+                    parallel: bool = False) -> np.ndarray:
     """A @ x for x (cols,) -> (rows,) or x (cols, batch) -> (rows, batch); float32, C order.
 
-    `parallel` splits rows over numba's threads (numba.set_num_threads sets how many)."""
+    `matrix` is a CsrMatrix or a block_kernels.BlockSparseMatrix (anything with `shape` and
+    `kernels`); `parallel` splits rows over numba's threads (numba.set_num_threads: how many)."""
     rows, cols = matrix.shape
     if x.shape[0] != cols or x.ndim not in (1, 2):
         raise ValueError(f"matrix {matrix.shape} cannot multiply x of shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=np.float32)
     if out is None:
         out = np.empty((rows,) + x.shape[1:], dtype=np.float32)
+    kernels = matrix.kernels
+    matvec = kernels.matvec_parallel if parallel else kernels.matvec
+    arrays = (matrix.indptr, matrix.indices, matrix.values)
     if x.ndim == 1:
-        kernel = csr_matvec_parallel if parallel else csr_matvec
-    elif x.shape[1] <= COLUMNWISE_MAX_BATCH:
-        csr_matmat_by_columns(matrix.indptr, matrix.indices, matrix.values, x, out, parallel)
-        return out
+        matvec(*arrays, x, out)
+    elif x.shape[1] <= kernels.columnwise_max_batch:
+        matmat_by_columns(matvec, *arrays, x, out)
     else:
-        kernel = csr_matmat_parallel if parallel else csr_matmat
-    kernel(matrix.indptr, matrix.indices, matrix.values, x, out)
+        (kernels.matmat_parallel if parallel else kernels.matmat)(*arrays, x, out)
     return out

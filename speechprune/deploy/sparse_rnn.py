@@ -1,20 +1,23 @@
 """Inference-time recurrent layers whose hidden-to-hidden product runs on sparse kernels.
 
 At batch 1 a recurrent layer is dominated by the per-time-step product W_hh @ h, a matrix-vector
-product that reads the whole matrix every frame. Here it runs as a CSR product (kernels.py), with
-the gates of a GRU fused into one (3 * hidden, hidden) matrix as torch stores them. The input
-projections W_ih @ x of all frames are one batched product for both directions: a dense GEMM
-(torch), or, for a pruned W_ih, the CSR kernel over all frames at once, which measured about 2x
-faster than the GEMM at 90% sparsity (6144x1024 by 150 frames, one thread).
+product that reads the whole matrix every frame. Here it runs as a sparse product, with the gates
+of a GRU or LSTM fused into one (gates * hidden, hidden) matrix as torch stores them: block-sparse
+(block_kernels.py) when the matrix's zeros come in whole blocks (pruning=block), else CSR
+(kernels.py). The input projections W_ih @ x of all frames are one batched product for both
+directions: a dense GEMM (torch), or, for a pruned W_ih, the sparse kernel over all frames at
+once, which measured about 2x faster than the GEMM at 90% unstructured sparsity (6144x1024 by
+150 frames, one thread).
 The whole time loop, product and gate arithmetic, runs inside numba, so no Python runs per frame.
 With `parallel`, the two directions of a bidirectional layer run on two threads (one hand-off per
 layer); a unidirectional layer splits each product's rows over numba's threads (one barrier per
 frame).
 
-Semantics are those of torch's nn.RNN / nn.GRU on a packed sequence: zero initial state, each
-utterance of a batch runs over its own length (the backward direction starts at its own last
-frame), and frames past an utterance's length come out as zeros. LSTM layers, layers on a GPU
-and layers too dense to gain keep torch's own (dense) module: the dense fallback.
+Semantics are those of torch's nn.RNN / nn.GRU / nn.LSTM on a packed sequence: zero initial
+state, each utterance of a batch runs over its own length (the backward direction starts at its
+own last frame), and frames past an utterance's length come out as zeros. Layers on a GPU, LSTMs
+with projections and layers too dense to gain keep torch's own (dense) module: the dense
+fallback.
 """
 
 from __future__ import annotations
@@ -26,39 +29,34 @@ import numpy as np
 import torch
 from torch import nn
 
-from speechprune.deploy.kernels import (COLUMNWISE_MAX_BATCH, CsrMatrix, csr_from_dense,
-                                        csr_matmat, csr_matmat_parallel, csr_matvec,
-                                        csr_matvec_parallel, csr_multiply)
+from speechprune.deploy.block_kernels import BlockSparseMatrix, sparse_from_dense
+from speechprune.deploy.kernels import CsrMatrix, sparse_multiply
 from speechprune.model.deepspeech2 import DeepSpeech2
 
-SPARSE_MODES = ("RNN_TANH", "RNN_RELU", "GRU")
+# torch's mode names -> the cell run_direction computes.
+CELLS = {"RNN_TANH": 0, "RNN_RELU": 1, "GRU": 2, "LSTM": 3}
+SPARSE_MODES = tuple(CELLS)
 
 # The functions below are not cached on disk (cache=True): numba keys a cache on its own file
 # only, so after a change to kernels.py a cached caller would jump into stale code (a segfault
-# seen here). They compile on first use, a few seconds per process.
+# seen here). They compile on first use, a few seconds per process and sparse format.
 
 
 @numba.njit(fastmath=True, nogil=True)
-def _recurrent_products(indptr, indices, values, h, out, active, parallel,
-                        h_columns, out_columns):  # pragma: no cover - compiled
+def _recurrent_products(matvec, matmat, columnwise_max_batch, indptr, indices, values, h, out,
+                        active, h_columns, out_columns):  # pragma: no cover - compiled
     """out[b] = W_hh @ h[b] for every utterance b still running (`active[b]`); h (batch, hidden),
     out (batch, rows). Small batches run one vector product per utterance (finished ones are
     skipped); larger ones one batch product through the (hidden, batch) buffers `h_columns`
-    and `out_columns`."""
+    and `out_columns`. `matvec`/`matmat` are the sparse format's kernels (kernels.SparseKernels)."""
     batch = h.shape[0]
-    if batch <= COLUMNWISE_MAX_BATCH:
+    if batch <= columnwise_max_batch:
         for b in range(batch):
             if active[b]:
-                if parallel:
-                    csr_matvec_parallel(indptr, indices, values, h[b], out[b])
-                else:
-                    csr_matvec(indptr, indices, values, h[b], out[b])
+                matvec(indptr, indices, values, h[b], out[b])
         return
     h_columns[:] = h.T
-    if parallel:
-        csr_matmat_parallel(indptr, indices, values, h_columns, out_columns)
-    else:
-        csr_matmat(indptr, indices, values, h_columns, out_columns)
+    matmat(indptr, indices, values, h_columns, out_columns)
     out[:] = out_columns.T
 
 
@@ -115,9 +113,29 @@ def _gru_cell(projected, recurrent, bias_hh, h, out):  # pragma: no cover - comp
 
 
 @numba.njit(fastmath=True, nogil=True)
-def run_direction(indptr, indices, values, bias_hh, projected, lengths, reverse, gru, relu,
-                  parallel, out):  # pragma: no cover - compiled
-    """One direction of an Elman RNN (h_t = act(x_t + W_hh h_{t-1} + b_hh)) or a GRU over time.
+def _lstm_cell(projected, recurrent, bias_hh, h, c, out):  # pragma: no cover - compiled
+    """One frame of one utterance with torch's gate order (input i, forget f, cell g, output o):
+    c' = s(f) * c + s(i) * tanh(g), h' = s(o) * tanh(c'); all arrays 1-D, gates concatenated."""
+    hidden = h.shape[0]
+    for j in range(hidden):
+        i = fast_sigmoid(projected[j] + recurrent[j] + bias_hh[j])
+        f = fast_sigmoid(projected[hidden + j] + recurrent[hidden + j] + bias_hh[hidden + j])
+        g = fast_tanh(projected[2 * hidden + j] + recurrent[2 * hidden + j]
+                      + bias_hh[2 * hidden + j])
+        o = fast_sigmoid(projected[3 * hidden + j] + recurrent[3 * hidden + j]
+                         + bias_hh[3 * hidden + j])
+        cell = f * c[j] + i * g
+        c[j] = cell
+        v = o * fast_tanh(cell)
+        h[j] = v
+        out[j] = v
+
+
+@numba.njit(fastmath=True, nogil=True)
+def run_direction(matvec, matmat, columnwise_max_batch, indptr, indices, values, bias_hh,
+                  projected, lengths, reverse, cell, out):  # pragma: no cover - compiled
+    """One direction of an Elman RNN (h_t = act(x_t + W_hh h_{t-1} + b_hh)), a GRU or an LSTM
+    over time; `cell` is a CELLS value, `matvec`/`matmat` the kernels of W_hh's sparse format.
 
     projected (batch, time, gates * hidden) holds W_ih x_t + b_ih; lengths (batch,) frames;
     out (batch, time, hidden) receives h_t at valid frames (other frames are left untouched).
@@ -125,29 +143,42 @@ def run_direction(indptr, indices, values, bias_hh, projected, lengths, reverse,
     batch, _, gates = projected.shape
     hidden = out.shape[2]
     h = np.zeros((batch, hidden), dtype=np.float32)
+    c = np.zeros((batch, hidden), dtype=np.float32)  # LSTM cell state
     recurrent = np.empty((batch, gates), dtype=np.float32)
     h_columns = np.empty((hidden, batch), dtype=np.float32)
     out_columns = np.empty((gates, batch), dtype=np.float32)
     for step in range(lengths.max()):
         active = step < lengths
-        _recurrent_products(indptr, indices, values, h, recurrent, active, parallel, h_columns,
-                            out_columns)
+        _recurrent_products(matvec, matmat, columnwise_max_batch, indptr, indices, values, h,
+                            recurrent, active, h_columns, out_columns)
         for b in range(batch):
             if not active[b]:
                 continue
             t = lengths[b] - 1 - step if reverse else step
-            if gru:
+            if cell == 2:
                 _gru_cell(projected[b, t], recurrent[b], bias_hh, h[b], out[b, t])
+            elif cell == 3:
+                _lstm_cell(projected[b, t], recurrent[b], bias_hh, h[b], c[b], out[b, t])
             else:
-                _rnn_cell(projected[b, t], recurrent[b], bias_hh, h[b], out[b, t], relu)
+                _rnn_cell(projected[b, t], recurrent[b], bias_hh, h[b], out[b, t], cell == 1)
 
 
 # Runs the two directions of a bidirectional layer (its threads start on first use).
 DIRECTION_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparse-rnn")
 
 
+SparseMatrix = CsrMatrix | BlockSparseMatrix
+
+
+def describe_format(matrix: SparseMatrix) -> str:
+    """'CSR' or 'block-sparse 4x4': which kernel a matrix runs."""
+    if isinstance(matrix, BlockSparseMatrix):
+        return "block-sparse {}x{}".format(*matrix.block_shape)
+    return "CSR"
+
+
 class SparseRecurrentLayer(nn.Module):
-    """One nn.RNN or nn.GRU layer (uni- or bidirectional, batch_first) for CPU inference.
+    """One nn.RNN, nn.GRU or nn.LSTM layer (uni- or bidirectional, batch_first) for CPU inference.
 
     forward(x (batch, time, input) float32, lengths (batch,) int64 on the CPU) ->
     (batch, time, directions * hidden) float32, zeros past each length. No autograd.
@@ -155,9 +186,10 @@ class SparseRecurrentLayer(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase, parallel: bool = False, sparse_input: bool = False):
         super().__init__()
-        if rnn.mode not in SPARSE_MODES or rnn.num_layers != 1 or not rnn.batch_first:
-            raise ValueError(f"SparseRecurrentLayer runs single-layer batch_first {SPARSE_MODES}, "
-                             f"got {rnn.mode} with {rnn.num_layers} layers")
+        if (rnn.mode not in SPARSE_MODES or rnn.num_layers != 1 or not rnn.batch_first
+                or getattr(rnn, "proj_size", 0)):
+            raise ValueError(f"SparseRecurrentLayer runs single-layer batch_first {SPARSE_MODES} "
+                             f"without projections, got {rnn.mode} with {rnn.num_layers} layers")
         self.mode = rnn.mode
         self.hidden_size = rnn.hidden_size
         self.bidirectional = rnn.bidirectional
@@ -170,10 +202,12 @@ class SparseRecurrentLayer(nn.Module):
                 [params["weight_ih" + s].detach().float() for s in suffixes]).contiguous())
             self.register_buffer("bias_ih", torch.cat(
                 [params["bias_ih" + s].detach().float() for s in suffixes]).contiguous())
-        # Input projection of all frames as a CSR product, when W_ih is pruned enough to gain.
-        self.input_csr = (csr_from_dense(self.weight_ih.cpu().numpy()) if sparse_input else None)
-        self.recurrent: list[CsrMatrix] = [
-            csr_from_dense(params["weight_hh" + s].detach().float().cpu().numpy()) for s in suffixes]
+        # Input projection of all frames as a sparse product, when W_ih is pruned enough to gain.
+        self.input_sparse: SparseMatrix | None = (
+            sparse_from_dense(self.weight_ih.cpu().numpy()) if sparse_input else None)
+        self.recurrent: list[SparseMatrix] = [
+            sparse_from_dense(params["weight_hh" + s].detach().float().cpu().numpy())
+            for s in suffixes]
         self.bias_hh: list[np.ndarray] = [
             params["bias_hh" + s].detach().float().cpu().numpy().copy() for s in suffixes]
 
@@ -186,9 +220,9 @@ class SparseRecurrentLayer(nn.Module):
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, time, _ = x.shape
         gates = self.recurrent[0].shape[0]
-        if self.input_csr is not None:
+        if self.input_sparse is not None:
             frames = np.ascontiguousarray(x.float().reshape(batch * time, -1).cpu().numpy().T)
-            projected = csr_multiply(self.input_csr, frames, parallel=self.parallel).T
+            projected = sparse_multiply(self.input_sparse, frames, parallel=self.parallel).T
             projected = (projected + self.bias_ih.cpu().numpy()).reshape(batch, time, -1)
         else:
             projected = torch.nn.functional.linear(x.float(), self.weight_ih, self.bias_ih)
@@ -199,10 +233,13 @@ class SparseRecurrentLayer(nn.Module):
 
         def run_one(d: int, parallel_product: bool) -> None:
             matrix = self.recurrent[d]
+            kernels = matrix.kernels
+            matvec, matmat = ((kernels.matvec_parallel, kernels.matmat_parallel)
+                              if parallel_product else (kernels.matvec, kernels.matmat))
             inputs = np.ascontiguousarray(projected[:, :, d * gates:(d + 1) * gates])
-            run_direction(matrix.indptr, matrix.indices, matrix.values, self.bias_hh[d], inputs,
-                          lengths_np, d == 1, self.mode == "GRU", self.mode == "RNN_RELU",
-                          parallel_product, out[d])
+            run_direction(matvec, matmat, kernels.columnwise_max_batch, matrix.indptr,
+                          matrix.indices, matrix.values, self.bias_hh[d], inputs, lengths_np,
+                          d == 1, CELLS[self.mode], out[d])
 
         if self.parallel and directions == 2:
             # The two directions are independent: one thread each (the numba functions release
@@ -214,11 +251,18 @@ class SparseRecurrentLayer(nn.Module):
         result = np.concatenate(list(out), axis=-1) if directions == 2 else out[0]
         return torch.from_numpy(result).to(x.dtype)
 
+    @property
+    def kernel_summary(self) -> str:
+        """Which kernels the layer runs, e.g. 'recurrent block-sparse 4x4, input dense'."""
+        recurrent = describe_format(self.recurrent[0])
+        inputs = describe_format(self.input_sparse) if self.input_sparse is not None else "dense"
+        return f"recurrent {recurrent}, input {inputs}"
+
     def extra_repr(self) -> str:
         directions = "bidirectional" if self.bidirectional else "unidirectional"
         return (f"{self.mode.lower()} hidden {self.hidden_size} {directions}, "
-                f"recurrent density {self.recurrent_density:.3f}, "
-                f"sparse input={self.input_csr is not None}, parallel={self.parallel}")
+                f"recurrent density {self.recurrent_density:.3f}, {self.kernel_summary}, "
+                f"parallel={self.parallel}")
 
 
 class SparseDeepSpeech2(DeepSpeech2):
@@ -236,11 +280,11 @@ class SparseDeepSpeech2(DeepSpeech2):
 
 def sparsify_recurrent_layers(model: SparseDeepSpeech2, min_sparsity: float,
                               parallel: bool = False) -> list[str]:
-    """Swap each nn.RNN/nn.GRU layer of `model` whose hidden-to-hidden matrices are at least
-    `min_sparsity` zeros (0..1) for a SparseRecurrentLayer, in place; the others (LSTM, denser
-    layers, or any layer when the model is not on the CPU) keep torch's dense kernels. The input
-    projection of a swapped layer runs sparse too when W_ih is at least `min_sparsity` zeros.
-    Returns one line per recurrent layer saying which kernel it runs."""
+    """Swap each recurrent layer of `model` whose hidden-to-hidden matrices are at least
+    `min_sparsity` zeros (0..1) for a SparseRecurrentLayer, in place; the others (denser layers,
+    LSTMs with projections, or any layer when the model is not on the CPU) keep torch's dense
+    kernels. The input projection of a swapped layer runs sparse too when W_ih is at least
+    `min_sparsity` zeros. Returns one line per recurrent layer saying which kernels it runs."""
     kernels = []
     on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     for i, rnn in enumerate(model.rnns):
@@ -248,13 +292,15 @@ def sparsify_recurrent_layers(model: SparseDeepSpeech2, min_sparsity: float,
         sparsity = 1.0 - sum(int(torch.count_nonzero(p)) for p in hh) / sum(p.numel() for p in hh)
         ih = [p for name, p in rnn.named_parameters() if name.startswith("weight_ih")]
         input_sparsity = 1.0 - sum(int(torch.count_nonzero(p)) for p in ih) / sum(p.numel() for p in ih)
-        if on_cpu and rnn.mode in SPARSE_MODES and sparsity >= min_sparsity:
-            sparse_input = input_sparsity >= min_sparsity
-            model.rnns[i] = SparseRecurrentLayer(rnn, parallel=parallel, sparse_input=sparse_input)
-            kernels.append(f"rnns.{i}: sparse CSR ({sparsity:.1%} zeros), input projection "
-                           f"{'sparse' if sparse_input else 'dense'} ({input_sparsity:.1%} zeros)")
+        supported = rnn.mode in SPARSE_MODES and not getattr(rnn, "proj_size", 0)
+        if on_cpu and supported and sparsity >= min_sparsity:
+            layer = SparseRecurrentLayer(rnn, parallel=parallel,
+                                         sparse_input=input_sparsity >= min_sparsity)
+            model.rnns[i] = layer
+            kernels.append(f"rnns.{i}: {layer.kernel_summary} ({sparsity:.1%} / "
+                           f"{input_sparsity:.1%} zeros)")
         else:
-            why = ("not on the CPU" if not on_cpu else "LSTM" if rnn.mode not in SPARSE_MODES
+            why = ("not on the CPU" if not on_cpu else "LSTM with projections" if not supported
                    else f"only {sparsity:.1%} zeros < {min_sparsity:.0%}")
             kernels.append(f"rnns.{i}: dense torch ({why})")
     return kernels

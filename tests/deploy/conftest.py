@@ -13,6 +13,7 @@ from speechprune.commands import compose_config
 from speechprune.config import as_dict
 from speechprune.data.text import Alphabet
 from speechprune.model.deepspeech2 import DeepSpeech2
+from speechprune.pruning.magnitude import expand_block_mask
 from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
 
 SMALL_MODEL = ["model.conv_layers=1", "model.conv_channels=[4]", "model.conv_kernels=[[5,11]]",
@@ -27,19 +28,24 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
-def prune_randomly(model: torch.nn.Module, sparsity: float, seed: int = 0) -> None:
-    """Zero a random `sparsity` share of every weight matrix of the recurrent layers and head,
-    as a finished pruning run leaves them (exact zeros in the dense tensors)."""
+def prune_randomly(model: torch.nn.Module, sparsity: float, seed: int = 0,
+                   block_shape: tuple[int, int] = (1, 1)) -> None:
+    """Zero a random `sparsity` share of the (br, bc) blocks of every weight matrix of the
+    recurrent layers and head, as a finished pruning run leaves them (exact zeros in the dense
+    tensors; blocks at the edges of a matrix are cut short, as pruning=block cuts them)."""
     generator = torch.Generator().manual_seed(seed)
+    br, bc = block_shape
     with torch.no_grad():
         for name, param in model.named_parameters():
             if param.dim() == 2 and ("rnns." in name or name.startswith("fc.")):
-                keep = torch.rand(param.shape, generator=generator) >= sparsity
-                param.mul_(keep)
+                rows, cols = param.shape
+                kept = torch.rand(-(-rows // br), -(-cols // bc), generator=generator) >= sparsity
+                param.mul_(expand_block_mask(kept, param, block_shape))
 
 
 def write_checkpoint(path: Path, rnn_type: str, bidirectional: bool, sparsity: float,
-                     global_stats: bool = False, seed: int = 0) -> Path:
+                     global_stats: bool = False, seed: int = 0,
+                     block_shape: tuple[int, int] = (1, 1)) -> Path:
     """A training checkpoint in the format `speechprune train` writes, of a random model
     (batch-norm statistics moved off their defaults so that they matter) pruned to `sparsity`."""
     overrides = SMALL_MODEL + [f"model.rnn_type={rnn_type}",
@@ -51,7 +57,7 @@ def write_checkpoint(path: Path, rnn_type: str, bidirectional: bool, sparsity: f
     torch.manual_seed(seed)
     num_features = 161
     model = DeepSpeech2(cfg.model, num_features, len(alphabet))
-    prune_randomly(model, sparsity, seed)
+    prune_randomly(model, sparsity, seed, block_shape)
     with torch.no_grad():
         for module in model.modules():
             if hasattr(module, "running_mean"):

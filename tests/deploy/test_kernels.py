@@ -1,12 +1,14 @@
-"""The sparse CSR kernels agree with dense products on random sparse matrices."""
+"""The sparse kernels (CSR and block-sparse) agree with dense products on random sparse matrices."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from speechprune.deploy.kernels import (UINT16_COLUMNS, column_index_dtype, csr_from_dense,
-                                        csr_multiply)
+from speechprune.deploy.block_kernels import (BlockSparseMatrix, block_sparse_from_dense,
+                                              detect_block_shape, sparse_from_dense)
+from speechprune.deploy.kernels import (UINT16_COLUMNS, CsrMatrix, column_index_dtype,
+                                        csr_from_dense, sparse_multiply)
 
 
 def random_sparse(rows: int, cols: int, sparsity: float, seed: int) -> np.ndarray:
@@ -29,7 +31,7 @@ def test_csr_product_matches_dense_product(shape, sparsity, batch, parallel):
     rng = np.random.default_rng(1)
     x_shape = (shape[1],) if batch is None else (shape[1], batch)
     x = rng.standard_normal(x_shape).astype(np.float32)
-    result = csr_multiply(csr_from_dense(matrix), x, parallel=parallel)
+    result = sparse_multiply(csr_from_dense(matrix), x, parallel=parallel)
     np.testing.assert_allclose(result, matrix.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
 
 
@@ -46,4 +48,63 @@ def test_csr_keeps_exactly_the_nonzeros_in_the_smallest_unsigned_index_type():
 def test_product_with_a_vector_of_the_wrong_length_is_refused():
     csr = csr_from_dense(random_sparse(8, 6, 0.5, seed=0))
     with pytest.raises(ValueError, match="cannot multiply"):
-        csr_multiply(csr, np.ones(7, dtype=np.float32))
+        sparse_multiply(csr, np.ones(7, dtype=np.float32))
+
+
+def random_block_sparse(rows: int, cols: int, block_shape: tuple[int, int], sparsity: float,
+                        seed: int) -> np.ndarray:
+    """A random matrix with a random `sparsity` share of its (br, bc) blocks zeroed, as
+    pruning=block leaves it."""
+    rng = np.random.default_rng(seed)
+    br, bc = block_shape
+    kept = rng.random((rows // br, cols // bc)) >= sparsity
+    mask = np.repeat(np.repeat(kept, br, axis=0), bc, axis=1)
+    return (rng.standard_normal((rows, cols)) * mask).astype(np.float32)
+
+
+BLOCK_SHAPES = [(2, 2), (4, 4), (8, 8), (16, 16), (4, 1), (1, 8), (8, 4)]
+BLOCK_MATRICES = [(32, 32), (3 * 64, 64), (96, 160)]
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("batch", [None, 4, 16])
+@pytest.mark.parametrize("sparsity", [0.0, 0.9, 1.0])
+@pytest.mark.parametrize("shape", BLOCK_MATRICES)
+@pytest.mark.parametrize("block_shape", BLOCK_SHAPES)
+def test_block_sparse_product_matches_dense_product(block_shape, shape, sparsity, batch, parallel):
+    matrix = random_block_sparse(*shape, block_shape, sparsity, seed=sum(shape) + block_shape[0])
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((shape[1],) if batch is None else (shape[1], batch)).astype(np.float32)
+    blocks = block_sparse_from_dense(matrix, block_shape)
+    result = sparse_multiply(blocks, x, parallel=parallel)
+    np.testing.assert_allclose(result, matrix.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+
+
+def test_block_format_stores_only_blocks_holding_a_nonzero_and_round_trips():
+    matrix = random_block_sparse(64, 96, (4, 8), 0.9, seed=5)
+    matrix[0, 0] = 0.0  # a zero inside a kept block is stored explicitly, not lost
+    matrix[5, 9] = 0.5  # a lone weight keeps its whole block
+    blocks = block_sparse_from_dense(matrix, (4, 8))
+    nonempty = (matrix.reshape(16, 4, 12, 8) != 0).any(axis=(1, 3)).sum()
+    assert blocks.blocks == nonempty and blocks.values.size == nonempty * 32
+    assert blocks.nnz == np.count_nonzero(matrix)
+    assert blocks.indices.dtype == np.uint16 and blocks.indptr[-1] == nonempty
+    np.testing.assert_array_equal(blocks.to_dense(), matrix)
+
+
+def test_block_shape_is_detected_from_the_pattern_of_zeros():
+    assert detect_block_shape(random_block_sparse(128, 64, (16, 16), 0.9, seed=1)) == (16, 16)
+    assert detect_block_shape(random_block_sparse(128, 64, (4, 4), 0.9, seed=1)) == (4, 4)
+    assert detect_block_shape(random_block_sparse(96, 64, (8, 1), 0.9, seed=1)) == (8, 1)
+    # Unstructured sparsity and dense matrices have no block structure to exploit... except
+    # that a dense matrix is "one big block": the largest shape that divides it.
+    assert detect_block_shape(random_sparse(128, 64, 0.9, seed=1)) == (1, 1)
+    assert detect_block_shape(np.ones((96, 64), dtype=np.float32)) == (32, 32)
+    assert isinstance(sparse_from_dense(random_sparse(128, 64, 0.9, seed=1)), CsrMatrix)
+    chosen = sparse_from_dense(random_block_sparse(128, 64, (8, 8), 0.9, seed=1))
+    assert isinstance(chosen, BlockSparseMatrix) and chosen.block_shape == (8, 8)
+
+
+def test_matrix_that_blocks_do_not_tile_is_refused():
+    with pytest.raises(ValueError, match="cannot be cut into 4x4 blocks"):
+        block_sparse_from_dense(np.ones((6, 8), dtype=np.float32), (4, 4))
