@@ -5,8 +5,9 @@
         [--blocks 1x1 4x4 8x8 16x16] [--repeats 7]
 
 Matrices are (gates * hidden, hidden) with a random mask of (br x bc) blocks: 1x1 is
-unstructured sparsity as Narang pruning leaves it (CSR kernel), larger blocks what
-pruning=block leaves (block-sparse kernel); gates=3 gives a GRU's fused recurrent matrix. For every case dense and sparse are
+unstructured sparsity as Narang pruning leaves it (timed with the CSR kernel and, where the CPU
+has AVX-512, the permute-ELL kernel), larger blocks what pruning=block leaves (block-sparse
+kernel); gates=3 gives a GRU's fused recurrent matrix. For every case dense and sparse are
 timed interleaved, `repeats` times, and the medians are compared, so load from other processes
 hits both alike. Dense is the faster of torch.mm and one torch.mv per column. `ideal` is the
 bytes the dense product reads over the bytes the sparse one reads (values + indices + row
@@ -25,6 +26,8 @@ import torch
 
 from speechprune.deploy.block_kernels import block_sparse_from_dense
 from speechprune.deploy.kernels import csr_from_dense, sparse_multiply
+from speechprune.deploy.permute_ell import available as permute_ell_available
+from speechprune.deploy.permute_ell import permute_ell_from_dense
 
 
 def seconds_per_call(call, min_seconds: float) -> float:
@@ -40,15 +43,16 @@ def seconds_per_call(call, min_seconds: float) -> float:
 
 
 def bench_case(hidden: int, gates: int, batch: int, sparsity: float, threads: int,
-               block_shape: tuple[int, int], repeats: int, min_seconds: float,
+               block_shape: tuple[int, int], kernel: str, repeats: int, min_seconds: float,
                rng: np.random.Generator) -> dict:
     rows = gates * hidden
     br, bc = block_shape
     kept = rng.random((rows // br, hidden // bc)) >= sparsity
     matrix = rng.standard_normal((rows, hidden)).astype(np.float32)
     matrix *= np.repeat(np.repeat(kept, br, axis=0), bc, axis=1)
-    sparse = (csr_from_dense(matrix) if block_shape == (1, 1)
-              else block_sparse_from_dense(matrix, block_shape))
+    formats = {"CSR": csr_from_dense, "permute-ELL": permute_ell_from_dense,
+               "blocks": lambda m: block_sparse_from_dense(m, block_shape)}
+    sparse = formats[kernel](matrix)
     dense = torch.from_numpy(matrix)
     x = rng.standard_normal((hidden, batch)).astype(np.float32)
     x_vec = np.ascontiguousarray(x[:, 0])
@@ -75,7 +79,7 @@ def bench_case(hidden: int, gates: int, batch: int, sparsity: float, threads: in
         sparse_times.append(seconds_per_call(sparse_call, min_seconds))
     dense_s, sparse_s = statistics.median(dense_times), statistics.median(sparse_times)
     return {"hidden": hidden, "rows": rows, "batch": batch, "sparsity": sparsity,
-            "blocks": f"{br}x{bc}",
+            "blocks": f"{br}x{bc}", "kernel": kernel,
             "threads": threads, "dense_us": dense_s * 1e6, "sparse_us": sparse_s * 1e6,
             "speedup": dense_s / sparse_s, "ideal": matrix.nbytes / sparse.nbytes}
 
@@ -98,20 +102,23 @@ def main() -> None:
     except ValueError:
         parser.error(f"--blocks takes shapes like 4x4, got {args.blocks}")
     rng = np.random.default_rng(0)
-    print("| hidden | matrix | blocks | batch | sparsity | threads | dense us | sparse us | speedup "
-          "| ideal |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    unstructured = ["CSR"] + (["permute-ELL"] if permute_ell_available() else [])
+    print("| hidden | matrix | blocks | kernel | batch | sparsity | threads | dense us | sparse us "
+          "| speedup | ideal |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for hidden in args.hidden:
         for block_shape in shapes:
-            for sparsity in args.sparsities:
-                for batch in args.batches:
-                    for threads in args.threads:
-                        r = bench_case(hidden, args.gates, batch, sparsity, threads, block_shape,
-                                       args.repeats, args.min_seconds, rng)
-                        print(f"| {r['hidden']} | {r['rows']}x{r['hidden']} | {r['blocks']} | "
-                              f"{r['batch']} | {r['sparsity']:.0%} | {r['threads']} | "
-                              f"{r['dense_us']:.1f} | {r['sparse_us']:.1f} | {r['speedup']:.2f}x "
-                              f"| {r['ideal']:.1f}x |", flush=True)
+            for kernel in unstructured if block_shape == (1, 1) else ["blocks"]:
+                for sparsity in args.sparsities:
+                    for batch in args.batches:
+                        for threads in args.threads:
+                            r = bench_case(hidden, args.gates, batch, sparsity, threads,
+                                           block_shape, kernel, args.repeats, args.min_seconds,
+                                           rng)
+                            print(f"| {r['hidden']} | {r['rows']}x{r['hidden']} | {r['blocks']} "
+                                  f"| {r['kernel']} | {r['batch']} | {r['sparsity']:.0%} | "
+                                  f"{r['threads']} | {r['dense_us']:.1f} | {r['sparse_us']:.1f} | "
+                                  f"{r['speedup']:.2f}x | {r['ideal']:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":

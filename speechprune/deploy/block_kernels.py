@@ -26,6 +26,8 @@ import numpy as np
 
 from speechprune.deploy.kernels import (CsrMatrix, SparseFormat, SparseKernels,
                                         column_index_dtype, csr_from_dense)
+from speechprune.deploy.permute_ell import PermuteEllMatrix, permute_ell_from_dense
+from speechprune.deploy.permute_ell import available as permute_ell_available
 
 # Shapes the loader looks for in a pruned matrix, tried largest first. (1, 1) is plain CSR.
 BLOCK_SIDES = (32, 16, 8, 4, 2, 1)
@@ -113,12 +115,15 @@ def detect_block_shape(matrix: np.ndarray, min_fill: float = MIN_BLOCK_FILL) -> 
     return (1, 1)
 
 
-def sparse_from_dense(matrix: np.ndarray) -> CsrMatrix | BlockSparseMatrix:
-    """The fastest format for a pruned matrix: blocks when its zeros come in blocks, else CSR."""
+def sparse_from_dense(matrix: np.ndarray) -> CsrMatrix | BlockSparseMatrix | PermuteEllMatrix:
+    """The fastest format for a pruned matrix: blocks when its zeros come in blocks; else
+    permute-ELL where the CPU has AVX-512 (and a C compiler built its kernel); else CSR."""
     block_shape = detect_block_shape(matrix)
-    if block_shape == (1, 1):
-        return csr_from_dense(matrix)
-    return block_sparse_from_dense(matrix, block_shape)
+    if block_shape != (1, 1):
+        return block_sparse_from_dense(matrix, block_shape)
+    if permute_ell_available():
+        return permute_ell_from_dense(matrix)
+    return csr_from_dense(matrix)
 
 
 @functools.lru_cache(maxsize=None)

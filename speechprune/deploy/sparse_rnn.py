@@ -31,6 +31,7 @@ from torch import nn
 
 from speechprune.deploy.block_kernels import BlockSparseMatrix, sparse_from_dense
 from speechprune.deploy.kernels import CsrMatrix, sparse_multiply
+from speechprune.deploy.permute_ell import PermuteEllMatrix
 from speechprune.model.deepspeech2 import DeepSpeech2
 
 # torch's mode names -> the cell run_direction computes.
@@ -167,13 +168,15 @@ def run_direction(matvec, matmat, columnwise_max_batch, indptr, indices, values,
 DIRECTION_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sparse-rnn")
 
 
-SparseMatrix = CsrMatrix | BlockSparseMatrix
+SparseMatrix = CsrMatrix | BlockSparseMatrix | PermuteEllMatrix
 
 
 def describe_format(matrix: SparseMatrix) -> str:
-    """'CSR' or 'block-sparse 4x4': which kernel a matrix runs."""
+    """'CSR', 'permute-ELL' or 'block-sparse 4x4': which kernel a matrix runs."""
     if isinstance(matrix, BlockSparseMatrix):
         return "block-sparse {}x{}".format(*matrix.block_shape)
+    if isinstance(matrix, PermuteEllMatrix):
+        return "permute-ELL (AVX-512)"
     return "CSR"
 
 

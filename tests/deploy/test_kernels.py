@@ -1,4 +1,5 @@
-"""The sparse kernels (CSR and block-sparse) agree with dense products on random sparse matrices."""
+"""The sparse kernels (CSR, permute-ELL and block-sparse) agree with dense products on random
+sparse matrices; the format chooser falls back when the C kernel cannot run."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import pytest
 
 from speechprune.deploy.block_kernels import (BlockSparseMatrix, block_sparse_from_dense,
                                               detect_block_shape, sparse_from_dense)
+from speechprune.deploy import block_kernels, native
 from speechprune.deploy.kernels import (UINT16_COLUMNS, CsrMatrix, column_index_dtype,
                                         csr_from_dense, sparse_multiply)
+from speechprune.deploy.permute_ell import (GROUP_ROWS, PermuteEllMatrix, available,
+                                            permute_ell_from_dense)
+
+needs_permute_ell = pytest.mark.skipif(not available(), reason="no AVX-512 or C compiler here: "
+                                       f"{native.unavailable_reason()}")
 
 
 def random_sparse(rows: int, cols: int, sparsity: float, seed: int) -> np.ndarray:
@@ -100,7 +107,7 @@ def test_block_shape_is_detected_from_the_pattern_of_zeros():
     # that a dense matrix is "one big block": the largest shape that divides it.
     assert detect_block_shape(random_sparse(128, 64, 0.9, seed=1)) == (1, 1)
     assert detect_block_shape(np.ones((96, 64), dtype=np.float32)) == (32, 32)
-    assert isinstance(sparse_from_dense(random_sparse(128, 64, 0.9, seed=1)), CsrMatrix)
+    assert not isinstance(sparse_from_dense(random_sparse(128, 64, 0.9, seed=1)), BlockSparseMatrix)
     chosen = sparse_from_dense(random_block_sparse(128, 64, (8, 8), 0.9, seed=1))
     assert isinstance(chosen, BlockSparseMatrix) and chosen.block_shape == (8, 8)
 
@@ -108,3 +115,52 @@ def test_block_shape_is_detected_from_the_pattern_of_zeros():
 def test_matrix_that_blocks_do_not_tile_is_refused():
     with pytest.raises(ValueError, match="cannot be cut into 4x4 blocks"):
         block_sparse_from_dense(np.ones((6, 8), dtype=np.float32), (4, 4))
+
+
+@needs_permute_ell
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("batch", [None, 1, 4, 16])
+@pytest.mark.parametrize("sparsity", SPARSITIES)
+@pytest.mark.parametrize("shape", SHAPES + [(33, 70), (1024, 96)])
+def test_permute_ell_product_matches_dense_product(shape, sparsity, batch, parallel):
+    matrix = random_sparse(*shape, sparsity, seed=hash((shape, sparsity, 7)) % 1000)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((shape[1],) if batch is None else (shape[1], batch)).astype(np.float32)
+    result = sparse_multiply(permute_ell_from_dense(matrix), x, parallel=parallel)
+    np.testing.assert_allclose(result, matrix.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+
+
+def test_permute_ell_layout_pads_each_cell_to_its_busiest_row_and_round_trips():
+    matrix = random_sparse(40, 70, 0.9, seed=8)
+    ell = permute_ell_from_dense(matrix)
+    assert ell.nnz == np.count_nonzero(matrix)
+    # one slot per non-zero of the busiest of each cell's 16 rows: 3 row groups x 3 panels
+    padded = np.zeros((48, 96), dtype=np.float32)
+    padded[:40, :70] = matrix
+    busiest = (padded.reshape(3, 16, 3, 32) != 0).sum(axis=3).max(axis=1)  # (groups, panels)
+    assert ell.values.size == busiest.sum() * GROUP_ROWS == ell.indices.size
+    assert ell.indices.dtype == np.uint8 and ell.indices.max() < 32
+    assert ell.padding >= 1.0
+    np.testing.assert_array_equal(ell.to_dense(), matrix)
+
+
+def test_unstructured_matrices_take_permute_ell_where_it_runs_else_csr(monkeypatch):
+    matrix = random_sparse(64, 64, 0.9, seed=9)
+    expected = PermuteEllMatrix if available() else CsrMatrix
+    assert isinstance(block_kernels.sparse_from_dense(matrix), expected)
+    monkeypatch.setattr(block_kernels, "permute_ell_available", lambda: False)
+    assert isinstance(block_kernels.sparse_from_dense(matrix), CsrMatrix)
+
+
+def test_native_kernel_says_why_it_is_unavailable(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(native, "cpu_has_avx512", lambda: False)
+    assert native.permute_ell_function.__wrapped__() is None
+    assert native.unavailable_reason() == "this CPU has no AVX-512"
+    monkeypatch.setattr(native, "cpu_has_avx512", lambda: True)
+    broken = tmp_path / "broken.c"
+    broken.write_text("this is not C\n")
+    monkeypatch.setattr(native, "SOURCE", broken)
+    assert native.permute_ell_function.__wrapped__() is None
+    assert "compiling broken.c into" in native.unavailable_reason()
+    assert not list((tmp_path / "speechprune").glob("*.so"))  # no half-written library left
