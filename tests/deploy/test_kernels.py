@@ -154,6 +154,7 @@ def test_unstructured_matrices_take_permute_ell_where_it_runs_else_csr(monkeypat
 
 def test_native_kernel_says_why_it_is_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(native, "_reason", native.unavailable_reason())  # restored afterwards
     monkeypatch.setattr(native, "cpu_has_avx512", lambda: False)
     assert native.permute_ell_function.__wrapped__() is None
     assert native.unavailable_reason() == "this CPU has no AVX-512"
