@@ -3,8 +3,8 @@
 At batch 1 a recurrent layer is dominated by the per-time-step product W_hh @ h, a matrix-vector
 product that reads the whole matrix every frame. Here it runs as a sparse product, with the gates
 of a GRU or LSTM fused into one (gates * hidden, hidden) matrix as torch stores them: block-sparse
-(block_kernels.py) when the matrix's zeros come in whole blocks (pruning=block), else CSR
-(kernels.py). The input projections W_ih @ x of all frames are one batched product for both
+(block_kernels.py) when the matrix's zeros come in whole blocks (pruning=block), else
+permute-ELL (permute_ell.py, AVX-512) or CSR (kernels.py). The input projections W_ih @ x of all frames are one batched product for both
 directions: a dense GEMM (torch), or, for a pruned W_ih, the sparse kernel over all frames at
 once, which measured about 2x faster than the GEMM at 90% unstructured sparsity (6144x1024 by
 150 frames, one thread).
