@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from speechprune.deploy.block_kernels import BlockSparseMatrix, sparse_from_dense
-from speechprune.deploy.kernels import CsrMatrix, sparse_multiply
+from speechprune.deploy.kernels import CsrMatrix, csr_from_dense, sparse_multiply
 from speechprune.deploy.permute_ell import PermuteEllMatrix
 from speechprune.model.deepspeech2 import DeepSpeech2
 
@@ -206,8 +206,14 @@ class SparseRecurrentLayer(nn.Module):
             self.register_buffer("bias_ih", torch.cat(
                 [params["bias_ih" + s].detach().float() for s in suffixes]).contiguous())
         # Input projection of all frames as a sparse product, when W_ih is pruned enough to gain.
-        self.input_sparse: SparseMatrix | None = (
-            sparse_from_dense(self.weight_ih.cpu().numpy()) if sparse_input else None)
+        self.input_sparse: SparseMatrix | None = None
+        if sparse_input:
+            weight_ih = self.weight_ih.cpu().numpy()
+            self.input_sparse = sparse_from_dense(weight_ih)
+            if parallel and isinstance(self.input_sparse, PermuteEllMatrix):
+                # All frames at once on several threads: CSR's batch kernel is the faster one
+                # (6144x1024 by 100 frames, 2 threads: 3.3x of dense against 2.2x).
+                self.input_sparse = csr_from_dense(weight_ih)
         self.recurrent: list[SparseMatrix] = [
             sparse_from_dense(params["weight_hh" + s].detach().float().cpu().numpy())
             for s in suffixes]
