@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,9 +13,12 @@ from speechprune.config import DataConfig, ModelConfig
 from speechprune.data.features import FeatureExtractor, FeatureStats
 from speechprune.data.text import Alphabet
 from speechprune.deploy.export import ExportError, is_export_file, read_export
+from speechprune.deploy.native import unavailable_reason
 from speechprune.deploy.sparse_rnn import SparseDeepSpeech2, sparsify_recurrent_layers
 
 __all__ = ["ExportedModel", "ExportError", "is_export_file", "load_exported"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,4 +78,9 @@ def load_exported(path: str | Path, device: torch.device | str = "cpu", *,
     threshold = (contents.inference.get("sparse_min_sparsity", 0.5)
                  if sparse_min_sparsity is None else sparse_min_sparsity)
     kernels = sparsify_recurrent_layers(model, threshold, parallel=parallel)
+    for line in kernels:
+        log.info("%s: %s", path.name, line)
+    if any("CSR" in line for line in kernels) and unavailable_reason():
+        log.info("%s: unstructured layers run the CSR kernel, not permute-ELL: %s", path.name,
+                 unavailable_reason())
     return ExportedModel(model, alphabet, features, data_cfg, path, kernels)

@@ -88,6 +88,16 @@ def read_export_header(path) -> dict:
     return json.loads(raw[20:20 + header_length])
 
 
+def test_loading_logs_which_kernel_each_layer_runs(tmp_path, make_checkpoint, caplog):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
+    export_checkpoint(checkpoint, tmp_path / "model.spx")
+    with caplog.at_level("INFO", logger="speechprune.deploy.loader"):
+        exported = load_exported(tmp_path / "model.spx", CPU)
+    assert [r.getMessage() for r in caplog.records][:2] == [f"model.spx: {line}"
+                                                         for line in exported.kernels]
+    assert all("rnns." in line and "recurrent" in line for line in exported.kernels)
+
+
 def test_fp16_values_stay_within_a_stated_tolerance_and_shrink_the_file(
         tmp_path, make_checkpoint):
     checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
