@@ -76,6 +76,9 @@ def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained
                          (tmp_path / name / "predictions.jsonl").read_text().splitlines()]
     assert outputs["export"] == outputs["checkpoint"]
     audio = read_jsonl(manifest)[0].audio_filepath
-    transcripts = [run_cli("transcribe", str(model), audio, *threads).stdout
-                   for model, threads in ((trained_run, []), (export, []), (export, ["threads=2"]))]
+    runs = [run_cli("transcribe", str(model), audio, *threads)
+            for model, threads in ((trained_run, []), (export, []), (export, ["threads=2"]))]
+    transcripts = [run.stdout for run in runs]
     assert transcripts[0] == transcripts[1] == transcripts[2] and transcripts[0].startswith(audio)
+    assert len(transcripts[1].splitlines()) == 1  # stdout holds transcripts only...
+    assert "model.spx: rnns.0: " in runs[1].stderr  # ...the kernel of each layer is on stderr
