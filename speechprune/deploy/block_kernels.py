@@ -70,19 +70,30 @@ class BlockSparseMatrix(SparseFormat):
         return dense.reshape(rows, cols)
 
 
-def block_sparse_from_dense(matrix: np.ndarray, block_shape: tuple[int, int]) -> BlockSparseMatrix:
-    """The blocks of `matrix` (2-D, sides divisible by the block shape) holding a non-zero."""
+def cut_into_blocks(matrix: np.ndarray, block_shape: tuple[int, int]
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (br, bc) blocks of `matrix` (2-D, sides divisible by the block shape) that hold a
+    non-zero, in block-row order: (indptr (block rows + 1,) uint32, their block columns,
+    the blocks (count, br, bc)). Shared by the kernel format and the export's "bsr" layout."""
     rows, cols = matrix.shape
     br, bc = block_shape
     if br < 1 or bc < 1 or rows % br or cols % bc:
         raise ValueError(f"a {rows}x{cols} matrix cannot be cut into {br}x{bc} blocks")
-    blocks = np.asarray(matrix, dtype=np.float32).reshape(rows // br, br, cols // bc, bc)
-    kept = (blocks != 0).any(axis=(1, 3))  # (block rows, block cols)
+    blocks = np.asarray(matrix).reshape(rows // br, br, cols // bc, bc).transpose(0, 2, 1, 3)
+    kept = (blocks != 0).any(axis=(2, 3))  # (block rows, block cols)
     indptr = np.zeros(rows // br + 1, dtype=np.uint32)
     np.cumsum(kept.sum(axis=1), out=indptr[1:])
     block_rows, block_cols = np.nonzero(kept)
-    # (blocks, br, bc) in block-row order, then each block row's blocks side by side as (br, K).
-    stored = blocks.transpose(0, 2, 1, 3)[block_rows, block_cols]
+    return indptr, block_cols, blocks[block_rows, block_cols]
+
+
+def block_sparse_from_dense(matrix: np.ndarray, block_shape: tuple[int, int]) -> BlockSparseMatrix:
+    """The blocks of `matrix` (2-D, sides divisible by the block shape) holding a non-zero."""
+    rows, cols = matrix.shape
+    br, bc = block_shape
+    indptr, block_cols, stored = cut_into_blocks(np.asarray(matrix, dtype=np.float32),
+                                                 block_shape)
+    # Each block row's blocks side by side as one (br, K) panel.
     panels = [stored[indptr[i]:indptr[i + 1]].transpose(1, 0, 2).reshape(-1)
               for i in range(rows // br)]
     values = np.concatenate(panels) if panels else np.zeros(0, dtype=np.float32)

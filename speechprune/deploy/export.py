@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from speechprune.deploy.block_kernels import detect_block_shape
+from speechprune.deploy.block_kernels import cut_into_blocks, detect_block_shape
 
 MAGIC = b"SPRNEXP\x00"
 FORMAT_VERSION = 2
@@ -125,15 +125,10 @@ def _smallest_index_dtype(count: int) -> type:
 
 def _encode_bsr(matrix: np.ndarray, block_shape: tuple[int, int], values_dtype: np.dtype
                 ) -> dict[str, np.ndarray]:
-    rows, cols = matrix.shape
-    br, bc = block_shape
-    blocks = matrix.reshape(rows // br, br, cols // bc, bc).transpose(0, 2, 1, 3)
-    kept = (blocks != 0).any(axis=(2, 3))
-    indptr = np.zeros(rows // br + 1, dtype=np.uint32)
-    np.cumsum(kept.sum(axis=1), out=indptr[1:])
-    block_rows, block_cols = np.nonzero(kept)
-    return {"indptr": indptr, "indices": block_cols.astype(_smallest_index_dtype(cols // bc)),
-            "values": blocks[block_rows, block_cols].astype(values_dtype).reshape(-1)}
+    indptr, block_cols, blocks = cut_into_blocks(matrix, block_shape)
+    return {"indptr": indptr,
+            "indices": block_cols.astype(_smallest_index_dtype(matrix.shape[1] // block_shape[1])),
+            "values": blocks.astype(values_dtype).reshape(-1)}
 
 
 def _encode_tensor(tensor: torch.Tensor, layout: str, values_dtype: np.dtype
@@ -189,7 +184,8 @@ def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, confi
 
     layout: "auto" (per tensor the smallest of dense, csr, bitmask, bsr), or "csr", "bitmask" or
     "bsr" for every matrix, i.e. tensor of 2+ dims ("bsr" with the largest block shape whose
-    blocks are 75% full, 1x1 blocks for unstructured zeros); values: "fp32" or "fp16" for the non-zeros of sparse tensors.
+    blocks are 75% full, 1x1 blocks for unstructured zeros); values: "fp32" or "fp16" for the
+    non-zeros of sparse tensors.
     """
     if layout not in LAYOUTS:
         raise ExportError(f"layout must be one of {LAYOUTS}, got {layout!r}")
@@ -254,8 +250,9 @@ def _read_verified(path: Path) -> tuple[dict[str, Any], memoryview]:
                           "create one with `speechprune export <run dir> out=<file>`")
     _, version, header_length = _PREFIX.unpack_from(data)
     if version not in READABLE_VERSIONS:
+        readable = " and ".join(map(str, READABLE_VERSIONS))
         raise ExportError(f"{path}: export format version {version}, but this speechprune reads "
-                          f"version {' and '.join(map(str, READABLE_VERSIONS))}; re-export the model from its checkpoint with "
+                          f"version {readable}; re-export the model from its checkpoint with "
                           "this version")
     body_end = len(data) - _DIGEST_BYTES
     if _PREFIX.size + header_length > body_end:

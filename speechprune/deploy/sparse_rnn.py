@@ -180,6 +180,17 @@ def describe_format(matrix: SparseMatrix) -> str:
     return "CSR"
 
 
+def unsupported_reason(rnn: nn.RNNBase) -> str | None:
+    """Why SparseRecurrentLayer cannot run `rnn` (None when it can)."""
+    if rnn.mode not in SPARSE_MODES:
+        return f"mode {rnn.mode}"
+    if getattr(rnn, "proj_size", 0):
+        return "LSTM with projections"
+    if rnn.num_layers != 1 or not rnn.batch_first:
+        return "not a single batch_first layer"
+    return None
+
+
 class SparseRecurrentLayer(nn.Module):
     """One nn.RNN, nn.GRU or nn.LSTM layer (uni- or bidirectional, batch_first) for CPU inference.
 
@@ -189,10 +200,10 @@ class SparseRecurrentLayer(nn.Module):
 
     def __init__(self, rnn: nn.RNNBase, parallel: bool = False, sparse_input: bool = False):
         super().__init__()
-        if (rnn.mode not in SPARSE_MODES or rnn.num_layers != 1 or not rnn.batch_first
-                or getattr(rnn, "proj_size", 0)):
+        if unsupported_reason(rnn):
             raise ValueError(f"SparseRecurrentLayer runs single-layer batch_first {SPARSE_MODES} "
-                             f"without projections, got {rnn.mode} with {rnn.num_layers} layers")
+                             f"without projections, got {rnn.mode} with {rnn.num_layers} layers "
+                             f"({unsupported_reason(rnn)})")
         self.mode = rnn.mode
         self.hidden_size = rnn.hidden_size
         self.bidirectional = rnn.bidirectional
@@ -301,15 +312,15 @@ def sparsify_recurrent_layers(model: SparseDeepSpeech2, min_sparsity: float,
         sparsity = 1.0 - sum(int(torch.count_nonzero(p)) for p in hh) / sum(p.numel() for p in hh)
         ih = [p for name, p in rnn.named_parameters() if name.startswith("weight_ih")]
         input_sparsity = 1.0 - sum(int(torch.count_nonzero(p)) for p in ih) / sum(p.numel() for p in ih)
-        supported = rnn.mode in SPARSE_MODES and not getattr(rnn, "proj_size", 0)
-        if on_cpu and supported and sparsity >= min_sparsity:
+        unsupported = unsupported_reason(rnn)
+        if on_cpu and not unsupported and sparsity >= min_sparsity:
             layer = SparseRecurrentLayer(rnn, parallel=parallel,
                                          sparse_input=input_sparsity >= min_sparsity)
             model.rnns[i] = layer
             kernels.append(f"rnns.{i}: {layer.kernel_summary} ({sparsity:.1%} / "
                            f"{input_sparsity:.1%} zeros)")
         else:
-            why = ("not on the CPU" if not on_cpu else "LSTM with projections" if not supported
-                   else f"only {sparsity:.1%} zeros < {min_sparsity:.0%}")
+            why = ("not on the CPU" if not on_cpu else unsupported
+                   or f"only {sparsity:.1%} zeros < {min_sparsity:.0%}")
             kernels.append(f"rnns.{i}: dense torch ({why})")
     return kernels

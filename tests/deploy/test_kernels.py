@@ -35,10 +35,17 @@ SPARSITIES = [0.0, 0.5, 0.8, 0.9, 0.95, 1.0]
 @pytest.mark.parametrize("shape", SHAPES)
 def test_csr_product_matches_dense_product(shape, sparsity, batch, parallel):
     matrix = random_sparse(*shape, sparsity, seed=hash((shape, sparsity)) % 1000)
-    rng = np.random.default_rng(1)
-    x_shape = (shape[1],) if batch is None else (shape[1], batch)
-    x = rng.standard_normal(x_shape).astype(np.float32)
-    result = sparse_multiply(csr_from_dense(matrix), x, parallel=parallel)
+    assert_product_matches_dense(csr_from_dense(matrix), matrix, batch, parallel, seed=1)
+
+
+def assert_product_matches_dense(sparse, matrix: np.ndarray, batch: int | None, parallel: bool,
+                                 seed: int) -> None:
+    """sparse_multiply(sparse, x) equals matrix @ x for a random vector (batch None) or a
+    random (cols, batch) x."""
+    cols = matrix.shape[1]
+    x = np.random.default_rng(seed).standard_normal(
+        (cols,) if batch is None else (cols, batch)).astype(np.float32)
+    result = sparse_multiply(sparse, x, parallel=parallel)
     np.testing.assert_allclose(result, matrix.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
 
 
@@ -80,11 +87,8 @@ BLOCK_MATRICES = [(32, 32), (3 * 64, 64), (96, 160)]
 @pytest.mark.parametrize("block_shape", BLOCK_SHAPES)
 def test_block_sparse_product_matches_dense_product(block_shape, shape, sparsity, batch, parallel):
     matrix = random_block_sparse(*shape, block_shape, sparsity, seed=sum(shape) + block_shape[0])
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((shape[1],) if batch is None else (shape[1], batch)).astype(np.float32)
-    blocks = block_sparse_from_dense(matrix, block_shape)
-    result = sparse_multiply(blocks, x, parallel=parallel)
-    np.testing.assert_allclose(result, matrix.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+    assert_product_matches_dense(block_sparse_from_dense(matrix, block_shape), matrix, batch,
+                                 parallel, seed=3)
 
 
 def test_block_format_stores_only_blocks_holding_a_nonzero_and_round_trips():
@@ -124,10 +128,7 @@ def test_matrix_that_blocks_do_not_tile_is_refused():
 @pytest.mark.parametrize("shape", SHAPES + [(33, 70), (1024, 96)])
 def test_permute_ell_product_matches_dense_product(shape, sparsity, batch, parallel):
     matrix = random_sparse(*shape, sparsity, seed=hash((shape, sparsity, 7)) % 1000)
-    rng = np.random.default_rng(4)
-    x = rng.standard_normal((shape[1],) if batch is None else (shape[1], batch)).astype(np.float32)
-    result = sparse_multiply(permute_ell_from_dense(matrix), x, parallel=parallel)
-    np.testing.assert_allclose(result, matrix.astype(np.float64) @ x, rtol=1e-4, atol=1e-4)
+    assert_product_matches_dense(permute_ell_from_dense(matrix), matrix, batch, parallel, seed=4)
 
 
 def test_permute_ell_layout_pads_each_cell_to_its_busiest_row_and_round_trips():
