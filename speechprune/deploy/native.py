@@ -1,9 +1,9 @@
-"""Build and load speechprune's one C kernel (csrc/permute_ell.c) on first use.
+"""Build and load speechprune's C kernels (csrc/permute_ell.c) on first use.
 
 It needs AVX-512 (vpermi2ps) and a C compiler (`cc`, as `make kenlm` needs too). The shared
 library is compiled once per source version into ~/.cache/speechprune (or $XDG_CACHE_HOME) and
 written atomically, so concurrent processes do not see half a file. Where the CPU lacks AVX-512
-or no compiler works, `permute_ell_function()` returns None with the reason in
+or no compiler works, `permute_ell_functions()` returns None with the reason in
 `unavailable_reason()`, and the loader keeps the numba CSR kernel.
 """
 
@@ -16,6 +16,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import llvmlite.binding
 
@@ -38,9 +39,16 @@ def unavailable_reason() -> str | None:
     return _reason
 
 
+class PermuteEllFunctions(NamedTuple):
+    """The compiled kernels as ctypes functions, which numba can call."""
+
+    matvec: ctypes._CFuncPtr  # one vector
+    matmat4: ctypes._CFuncPtr  # four vectors at once
+
+
 @functools.lru_cache(maxsize=None)
-def permute_ell_function():
-    """The compiled `permute_ell_matvec` as a ctypes function (numba can call it), or None."""
+def permute_ell_functions() -> PermuteEllFunctions | None:
+    """The compiled kernels of csrc/permute_ell.c, or None (see `unavailable_reason()`)."""
     global _reason
     if os.environ.get("SPEECHPRUNE_NO_NATIVE"):
         _reason = "disabled by SPEECHPRUNE_NO_NATIVE"
@@ -65,9 +73,13 @@ def permute_ell_function():
             detail = getattr(error, "stderr", "") or str(error)
             _reason = f"compiling {SOURCE.name} into {library.parent} failed: {detail.strip()[:300]}"
             return None
-    function = ctypes.CDLL(str(library)).permute_ell_matvec
-    pointer = ctypes.c_void_p
-    function.argtypes = [ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
-                         pointer, pointer, pointer, pointer, pointer]
-    function.restype = None
-    return function
+    compiled = ctypes.CDLL(str(library))
+    integer, pointer = ctypes.c_int64, ctypes.c_void_p
+    # (first_group, last_group, panels, slot_ptr, offsets, values, x_padded, out_padded), and
+    # matmat4 the strides between its four columns after x_padded and after out_padded.
+    matvec, matmat4 = compiled.permute_ell_matvec, compiled.permute_ell_matmat4
+    matvec.argtypes = [integer, integer, integer, pointer, pointer, pointer, pointer, pointer]
+    matmat4.argtypes = [integer, integer, integer, pointer, pointer, pointer,
+                        pointer, integer, pointer, integer]
+    matvec.restype = matmat4.restype = None
+    return PermuteEllFunctions(matvec, matmat4)

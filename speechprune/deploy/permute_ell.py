@@ -9,7 +9,8 @@ s-th non-zero in the cell (column offset and value), zero-padded. The C kernel
 At 90% random sparsity the busiest of 16 rows holds about twice the average, so the format
 stores ~2x the non-zeros (plus one byte of offset each), yet its product measured 5.1x faster
 than dense at 1024x1024 and 6.7x at a GRU's 3072x1024, one thread, where CSR gives 1.8-2.0x:
-CSR's per-weight gathers cost more than the padding.
+CSR's per-weight gathers cost more than the padding. A batch runs four vectors per pass
+(the C kernel's matmat4), so each slot is read once for four utterances.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ import numba
 import numpy as np
 
 from speechprune.deploy.kernels import SparseFormat, SparseKernels
-from speechprune.deploy.native import permute_ell_function
+from speechprune.deploy.native import permute_ell_functions
 
 GROUP_ROWS = 16
 PANEL_COLUMNS = 32
+# Row groups per cache chunk of a batch product: 256 rows, about 250 KB of slots at 90%
+# sparsity and 1024 columns, which stay in L2 while every column of the batch uses them.
+CHUNK_GROUPS = 16
 
 
 @dataclass(frozen=True)
@@ -91,17 +95,18 @@ def permute_ell_from_dense(matrix: np.ndarray) -> PermuteEllMatrix:
 
 def available() -> bool:
     """True when the C kernel is compiled and this CPU runs it (see native.py)."""
-    return permute_ell_function() is not None
+    return permute_ell_functions() is not None
 
 
 @functools.lru_cache(maxsize=None)
 def permute_ell_kernels() -> SparseKernels:
-    """numba wrappers around the C kernel, with the CSR kernels' signatures; numba calls the
-    ctypes function directly (no Python per call). Pads x to whole panels and the result to
+    """numba wrappers around the C kernels, with the CSR kernels' signatures; numba calls the
+    ctypes functions directly (no Python per call). Pads x to whole panels and the result to
     whole row groups."""
-    kernel = permute_ell_function()
-    if kernel is None:
+    functions = permute_ell_functions()
+    if functions is None:
         raise RuntimeError("the permute-ELL kernel is not available on this machine")
+    kernel, kernel4 = functions.matvec, functions.matmat4
 
     @numba.njit(nogil=True)
     def run(indptr, indices, values, first, last, x_padded, out_padded):  # pragma: no cover
@@ -133,24 +138,59 @@ def permute_ell_kernels() -> SparseKernels:
         out[:] = out_padded[:out.shape[0]]
 
     @numba.njit(nogil=True)
-    def column_product(indptr, indices, values, x, out, b):  # pragma: no cover - compiled
-        """out[:, b] = A @ x[:, b] on one thread."""
-        column = np.ascontiguousarray(x[:, b])
-        x_padded, out_padded = buffers(column, out[:, b])
-        run(indptr, indices, values, 0, out_padded.shape[0] // GROUP_ROWS, x_padded, out_padded)
-        out[:, b] = out_padded[:out.shape[0]]
+    def batch_buffers(x, out):  # pragma: no cover - compiled
+        """x (cols, batch) as padded rows (batch, panels * 32), and (batch, groups * 16) results."""
+        x_rows = np.zeros((x.shape[1], -(-x.shape[0] // PANEL_COLUMNS) * PANEL_COLUMNS),
+                          dtype=np.float32)
+        x_rows[:, :x.shape[0]] = x.T
+        out_rows = np.empty((x.shape[1], -(-out.shape[0] // GROUP_ROWS) * GROUP_ROWS),
+                            dtype=np.float32)
+        return x_rows, out_rows
 
     @numba.njit(nogil=True)
-    def matmat(indptr, indices, values, x, out):  # pragma: no cover - compiled
-        for b in range(x.shape[1]):
-            column_product(indptr, indices, values, x, out, b)
+    def run_unit(indptr, indices, values, unit, first, last, x_rows, out_rows):  # pragma: no cover
+        """Work unit `unit` over row groups first..last: units 0 .. batch // 4 - 1 are four
+        columns each (the four-vector kernel), the rest one column each."""
+        quads = x_rows.shape[0] // 4
+        if unit < quads:
+            b = 4 * unit
+            kernel4(first, last, x_rows.shape[1] // PANEL_COLUMNS, indptr.ctypes.data,
+                    indices.ctypes.data, values.ctypes.data, x_rows[b].ctypes.data,
+                    x_rows.shape[1], out_rows[b].ctypes.data, out_rows.shape[1])
+        else:
+            b = 4 * quads + unit - quads
+            run(indptr, indices, values, first, last, x_rows[b], out_rows[b])
 
-    # Columns, not row groups, split over the threads: one hand-off per batch instead of one
-    # per column (batch 16, 2 threads, hidden 1024: per-column splitting measured 1.3x of dense,
-    # below CSR's batch kernel).
+    @numba.njit(nogil=True)
+    def run_units(indptr, indices, values, first, last, x_rows, out_rows):  # pragma: no cover
+        """Every column of the batch over row groups first..last."""
+        batch = x_rows.shape[0]
+        for unit in range(batch // 4 + batch % 4):
+            run_unit(indptr, indices, values, unit, first, last, x_rows, out_rows)
+
+    # Row groups are the outer loop, in chunks whose slots stay in the cache while every column
+    # of the batch passes over them: each pass over all the rows would stream the whole matrix
+    # from memory again (6144x1024 by 100 frames, 2 threads: 4.3 ms unchunked).
+    @numba.njit(nogil=True)
+    def matmat(indptr, indices, values, x, out):  # pragma: no cover - compiled
+        x_rows, out_rows = batch_buffers(x, out)
+        groups = out_rows.shape[1] // GROUP_ROWS
+        for first in range(0, groups, CHUNK_GROUPS):
+            run_units(indptr, indices, values, first, min(first + CHUNK_GROUPS, groups),
+                      x_rows, out_rows)
+        out[:] = out_rows[:, :out.shape[0]].T
+
+    # The chunks of row groups split over the threads (at least one chunk per thread): one
+    # hand-off per product, not one per column (per-column hand-offs measured 1.3x of dense at
+    # batch 16, 2 threads, hidden 1024).
     @numba.njit(nogil=True, parallel=True)
     def matmat_parallel(indptr, indices, values, x, out):  # pragma: no cover - compiled
-        for b in numba.prange(x.shape[1]):
-            column_product(indptr, indices, values, x, out, b)
+        x_rows, out_rows = batch_buffers(x, out)
+        groups = out_rows.shape[1] // GROUP_ROWS
+        chunk = max(1, min(CHUNK_GROUPS, -(-groups // numba.get_num_threads())))
+        for c in numba.prange(-(-groups // chunk)):
+            run_units(indptr, indices, values, c * chunk, min((c + 1) * chunk, groups),
+                      x_rows, out_rows)
+        out[:] = out_rows[:, :out.shape[0]].T
 
     return SparseKernels(matvec, matvec_parallel, matmat, matmat_parallel, 1)

@@ -223,7 +223,8 @@ class SparseRecurrentLayer(nn.Module):
             self.input_sparse = sparse_from_dense(weight_ih)
             if parallel and isinstance(self.input_sparse, PermuteEllMatrix):
                 # All frames at once on several threads: CSR's batch kernel is the faster one
-                # (6144x1024 by 100 frames, 2 threads: 3.3x of dense against 2.2x).
+                # (6144x1024 by 100 frames, 2 threads: 2.4-2.5x of dense against 2.0-2.1x for
+                # permute-ELL's four-vector kernel; on one thread permute-ELL wins, 2.7x to 2.4x).
                 self.input_sparse = csr_from_dense(weight_ih)
         self.recurrent: list[SparseMatrix] = [
             sparse_from_dense(params["weight_hh" + s].detach().float().cpu().numpy())

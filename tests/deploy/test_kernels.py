@@ -123,7 +123,8 @@ def test_matrix_that_blocks_do_not_tile_is_refused():
 
 @needs_permute_ell
 @pytest.mark.parametrize("parallel", [False, True])
-@pytest.mark.parametrize("batch", [None, 1, 4, 16])
+# Batches of four columns run the four-vector kernel; 2 and 7 also leave single columns.
+@pytest.mark.parametrize("batch", [None, 1, 2, 4, 7, 16])
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 @pytest.mark.parametrize("shape", SHAPES + [(33, 70), (1024, 96)])
 def test_permute_ell_product_matches_dense_product(shape, sparsity, batch, parallel):
@@ -157,12 +158,12 @@ def test_native_kernel_says_why_it_is_unavailable(monkeypatch, tmp_path):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(native, "_reason", native.unavailable_reason())  # restored afterwards
     monkeypatch.setattr(native, "cpu_has_avx512", lambda: False)
-    assert native.permute_ell_function.__wrapped__() is None
+    assert native.permute_ell_functions.__wrapped__() is None
     assert native.unavailable_reason() == "this CPU has no AVX-512"
     monkeypatch.setattr(native, "cpu_has_avx512", lambda: True)
     broken = tmp_path / "broken.c"
     broken.write_text("this is not C\n")
     monkeypatch.setattr(native, "SOURCE", broken)
-    assert native.permute_ell_function.__wrapped__() is None
+    assert native.permute_ell_functions.__wrapped__() is None
     assert "compiling broken.c into" in native.unavailable_reason()
     assert not list((tmp_path / "speechprune").glob("*.so"))  # no half-written library left
