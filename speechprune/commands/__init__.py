@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 from pathlib import Path
 
 # The repository's conf/ (the package is installed in editable mode, see the Makefile). An
@@ -22,20 +25,29 @@ def compose_config(config_name: str, overrides: list[str]):
         return compose(config_name=config_name, overrides=overrides)
 
 
+@contextlib.contextmanager
+def one_line_errors(command: str, *errors: type[BaseException]):
+    """Inside, an exception of `errors` (a bad setting or input: its message names the key or
+    the file) ends `speechprune <command>` with that one line on stderr and exit status 1
+    instead of a traceback. HYDRA_FULL_ERROR=1 keeps the traceback, as for Hydra's own errors."""
+    try:
+        yield
+    except errors as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        sys.exit(f"speechprune {command}: {error}")
+
+
 def load_recognizer(command: str, model_path: str, device: str, parallel: bool = False):
     """Recognizer.from_checkpoint for `speechprune <command>`: a missing, corrupt or foreign model
     file ends the command with one line naming it (exit status 1) instead of a traceback."""
-    import sys
-
     from speechprune.decoding.recognizer import Recognizer
     from speechprune.deploy.export import ExportError
     from speechprune.training.checkpoint import CheckpointError
     from speechprune.training.distributed import choose_device
 
-    try:
+    with one_line_errors(command, CheckpointError, ExportError):
         return Recognizer.from_checkpoint(model_path, choose_device(device), parallel=parallel)
-    except (CheckpointError, ExportError) as error:
-        sys.exit(f"speechprune {command}: {error}")
 
 
 def hydra_quote(value: str) -> str:

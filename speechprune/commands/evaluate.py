@@ -13,7 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR, load_recognizer, positional_overrides
+from speechprune.commands import CONF_DIR, load_recognizer, one_line_errors, positional_overrides
 from speechprune.config import register_configs
 
 register_configs()
@@ -33,17 +33,13 @@ def run(cfg: DictConfig) -> None:
                                  parallel=set_cpu_threads(cfg.threads) > 1)
     if cfg.decoder.lm:
         cfg.decoder.lm = absolute(cfg.decoder.lm)
-    try:
+    with one_line_errors("evaluate", LanguageModelError):
         decoder = build_decoder(cfg.decoder, recognizer.alphabet)
-    except LanguageModelError as error:
-        sys.exit(f"speechprune evaluate: {error}")
     data_cfg = recognizer.data_cfg
     data_cfg.format = cfg.format
     manifest = Path(absolute(cfg.manifest))
-    try:
+    with one_line_errors("evaluate", ManifestError):  # missing file, or the line that cannot be read
         utterances = load_utterances(manifest, data_cfg)
-    except ManifestError as error:  # missing file, or the line that cannot be read
-        sys.exit(f"speechprune evaluate: {error}")
     dataset = evaluation_dataset(utterances, data_cfg, recognizer.alphabet, recognizer.features,
                                  recognizer.time_stride)
     result = evaluate(recognizer.model, evaluation_loader(dataset, data_cfg), recognizer.alphabet,

@@ -10,7 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR
+from speechprune.commands import CONF_DIR, one_line_errors
 from speechprune.config import register_configs
 
 register_configs()
@@ -22,12 +22,10 @@ def run(cfg: DictConfig) -> None:
     from speechprune.training.checkpoint import CheckpointError
     from speechprune.training.data_setup import absolute
 
-    try:
+    with one_line_errors("export", ExportError, CheckpointError):
         summary = export_checkpoint(absolute(cfg.source), absolute(cfg.out), layout=cfg.layout,
                                     values=cfg["values"], sparse_min_sparsity=cfg.sparse_min_sparsity,
                                     which=cfg.which)
-    except (ExportError, CheckpointError) as error:
-        sys.exit(f"speechprune export: {error}")
     print(summary.describe())
 
 

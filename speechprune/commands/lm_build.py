@@ -3,12 +3,10 @@ n-gram LM (ARPA + KenLM binary), its lexicon and a character LM for beam-search 
 
 from __future__ import annotations
 
-import sys
-
 import hydra
 from hydra.utils import to_absolute_path
 
-from speechprune.commands import CONF_DIR
+from speechprune.commands import CONF_DIR, one_line_errors
 from speechprune.config import LmBuildConfig, register_configs
 
 register_configs()
@@ -27,9 +25,7 @@ def main(cfg: LmBuildConfig) -> None:
     cfg.text_files = [to_absolute_path(t) for t in cfg.text_files]
     cfg.exclude_manifests = [to_absolute_path(m) for m in cfg.exclude_manifests]
     cfg.output_dir = to_absolute_path(cfg.output_dir)
-    try:
+    with one_line_errors("lm build", LanguageModelError, ManifestError, TranscriptError):
         files = build_language_model(cfg)
-    except (LanguageModelError, ManifestError, TranscriptError) as error:
-        sys.exit(f"speechprune lm build: {error}")
     print(f"language model: {files.binary} (lexicon {files.lexicon}); decode with "
           f"`speechprune evaluate decoder=beam decoder.lm={files.directory} ...`")

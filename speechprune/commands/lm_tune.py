@@ -9,7 +9,7 @@ import sys
 
 import hydra
 
-from speechprune.commands import CONF_DIR, load_recognizer, positional_overrides
+from speechprune.commands import CONF_DIR, load_recognizer, one_line_errors, positional_overrides
 from speechprune.config import LmTuneConfig, register_configs
 
 register_configs()
@@ -38,10 +38,8 @@ def run(cfg: LmTuneConfig) -> None:
                                  recognizer.time_stride)
     emissions = collect_emissions(recognizer.model, evaluation_loader(dataset, data_cfg),
                                   recognizer.device)
-    try:
+    with one_line_errors("lm tune", LanguageModelError):
         result = tune_weights(emissions, recognizer.alphabet, cfg.decoder, cfg)
-    except LanguageModelError as error:
-        sys.exit(f"speechprune lm tune: {error}")
     path = save_tuning(cfg.decoder.lm, result, cfg.decoder.lexicon, model=str(recognizer.source),
                        manifest=absolute(cfg.manifest), utterances=len(emissions.references))
     print(f"dev WER: greedy {result.greedy_wer:.2f}%, beam untuned {result.untuned_wer:.2f}%, "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR
+from speechprune.commands import CONF_DIR, one_line_errors
 from speechprune.config import register_configs
 
 register_configs()
@@ -20,9 +20,12 @@ def main(cfg: DictConfig) -> None:
     from speechprune.training.loop import seed_everything
 
     seed_everything(cfg.trainer.seed)  # the same initial weights as `train` would start from
-    model = model_for_data(cfg.model, cfg.data)
-    data = build_data(cfg.data, cfg.trainer.seed, model.time_stride, DistributedContext())
-    steps_per_epoch = len(data.train_sampler)
-    total_steps = total_training_steps(steps_per_epoch, cfg.trainer)
+    # What `train` would stop on at start-up (schedule, manifest, baseline) stops here in one line.
+    with one_line_errors("predict", ValueError, FileNotFoundError):
+        model = model_for_data(cfg.model, cfg.data)
+        data = build_data(cfg.data, cfg.trainer.seed, model.time_stride, DistributedContext())
+        steps_per_epoch = len(data.train_sampler)
+        total_steps = total_training_steps(steps_per_epoch, cfg.trainer)
+        prediction = predict_pruning(model, cfg.pruning, total_steps, steps_per_epoch)
     print(f"pruning={cfg.pruning.method}: {total_steps} steps ({steps_per_epoch} per epoch)")
-    print(predict_pruning(model, cfg.pruning, total_steps, steps_per_epoch).table())
+    print(prediction.table())

@@ -10,7 +10,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR, positional_overrides
+from speechprune.commands import CONF_DIR, one_line_errors, positional_overrides
 from speechprune.config import register_configs
 
 register_configs()
@@ -21,12 +21,10 @@ def run(cfg: DictConfig) -> None:
     from speechprune.report.build import write_report
     from speechprune.report.runs import RunCollectionError, collect_runs
 
-    try:
+    with one_line_errors("report", RunCollectionError):
         runs = collect_runs(list(cfg.runs))
         output_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.runs[0]) / "report"
         report = write_report(runs, output_dir, cfg.baseline, list(cfg.predict_params), cfg.dpi)
-    except RunCollectionError as error:
-        sys.exit(f"speechprune report: {error}")
     print(report.markdown)
     print(f"report written to {output_dir}: " + ", ".join(p.name for p in report.files.values()))
 

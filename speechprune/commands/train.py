@@ -8,7 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR
+from speechprune.commands import CONF_DIR, one_line_errors
 from speechprune.config import register_configs
 
 register_configs()
@@ -17,10 +17,13 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     from speechprune.report.objective import sweep_objective
-    from speechprune.training.loop import train
+    from speechprune.training.loop import StartupError, train
     from speechprune.training.run_dir import RunDirectory
 
     run = RunDirectory(Path(HydraConfig.get().runtime.output_dir))
-    metrics = train(cfg, run)
+    # A setting or input that cannot work (schedule, manifest, baseline, checkpoint to resume,
+    # language model) stops the run before it trains, in one line that names it.
+    with one_line_errors("train", StartupError):
+        metrics = train(cfg, run)
     # The value a Hydra sweeper (e.g. Optuna) minimizes: conf `objective`.
     return sweep_objective(metrics, cfg.objective)

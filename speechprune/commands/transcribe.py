@@ -7,7 +7,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from speechprune.commands import CONF_DIR, load_recognizer, positional_overrides
+from speechprune.commands import CONF_DIR, load_recognizer, one_line_errors, positional_overrides
 from speechprune.config import register_configs
 
 register_configs()
@@ -25,11 +25,9 @@ def run(cfg: DictConfig) -> None:
                  "`speechprune transcribe runs/quickstart/<run> a.wav b.flac`")
     recognizer = load_recognizer("transcribe", cfg.model_path, cfg.device,
                                  parallel=set_cpu_threads(cfg.threads) > 1)
-    try:
+    with one_line_errors("transcribe", LanguageModelError, AudioError):  # the LM or an audio file
         decoder = build_decoder(cfg.decoder, recognizer.alphabet)
         transcripts = recognizer.transcribe(list(cfg.files), decoder=decoder)
-    except (LanguageModelError, AudioError) as error:  # the LM or an audio file, named
-        sys.exit(f"speechprune transcribe: {error}")
     for path, text in zip(cfg.files, transcripts):
         print(f"{path}\t{text}")
 

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from speechprune.config import TrainConfig
 from speechprune.decoding.beam import build_decoder
 from speechprune.decoding.evaluation import EvaluationResult, evaluate
+from speechprune.lm.files import LanguageModelError
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.report.layout import write_layout
@@ -405,9 +406,20 @@ class Trainer:
         return metrics
 
 
+class StartupError(Exception):
+    """A setting, input file or run directory that stops a run before it trains. The message
+    is the cause's, which names the config key or the file; the cause is chained."""
+
+
 def train(cfg: TrainConfig | DictConfig, run: RunDirectory) -> dict[str, Any]:
-    """Train (or resume) the run in `run` and return the final metrics (empty on other ranks)."""
-    trainer = Trainer(cfg, run)
+    """Train (or resume) the run in `run` and return the final metrics (empty on other ranks).
+
+    Raises StartupError when setting up fails on a bad setting or input (every ValueError,
+    FileNotFoundError and LanguageModelError that set-up raises names its key or file)."""
+    try:
+        trainer = Trainer(cfg, run)
+    except (ValueError, FileNotFoundError, LanguageModelError) as error:
+        raise StartupError(str(error)) from error
     if trainer.dist.is_main:
         run.record_start(cfg)
     return trainer.run()

@@ -72,5 +72,16 @@ def test_bad_schedule_stops_at_start_up_naming_group_and_key(tiny_train_override
     result = run_cli("train", *tiny_train_overrides, "pruning=narang",
                      "pruning.groups.recurrent.ramp_itr=0", "pruning.groups.recurrent.start_itr=5",
                      f"hydra.run.dir={tmp_path}")
-    assert result.returncode != 0
-    assert "pruning.groups.recurrent.ramp_itr" in result.stderr
+    assert result.returncode == 1
+    # One line naming the key, not a traceback.
+    assert result.stderr.startswith("speechprune train: pruning.groups.recurrent.ramp_itr='0'")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_predict_stops_in_one_line_on_a_missing_baseline(tiny_train_overrides, tmp_path):
+    result = run_cli("predict", *tiny_train_overrides, "pruning=narang", *FAST_SCHEDULE,
+                     f"pruning.baseline={tmp_path / 'no_such_run'}")
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"speechprune predict: pruning.baseline='{tmp_path / 'no_such_run'}'")
+    assert "Traceback" not in result.stderr
