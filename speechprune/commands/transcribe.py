@@ -25,11 +25,22 @@ def run(cfg: DictConfig) -> None:
                  "`speechprune transcribe runs/quickstart/<run> a.wav b.flac`")
     recognizer = load_recognizer("transcribe", cfg.model_path, cfg.device,
                                  parallel=set_cpu_threads(cfg.threads) > 1)
-    with one_line_errors("transcribe", LanguageModelError, AudioError):  # the LM or an audio file
+    with one_line_errors("transcribe", LanguageModelError):
         decoder = build_decoder(cfg.decoder, recognizer.alphabet)
-        transcripts = recognizer.transcribe(list(cfg.files), decoder=decoder)
-    for path, text in zip(cfg.files, transcripts):
-        print(f"{path}\t{text}")
+    # Each transcript is printed as soon as it is ready, and a file that cannot be read is
+    # named on stderr without losing the others; the exit status says whether any failed.
+    unreadable = 0
+    for path in cfg.files:
+        try:
+            text = recognizer.transcribe([path], decoder=decoder)[0]
+        except AudioError as error:
+            print(f"speechprune transcribe: {error}", file=sys.stderr, flush=True)
+            unreadable += 1
+            continue
+        print(f"{path}\t{text}", flush=True)
+    if unreadable:
+        sys.exit(f"speechprune transcribe: {unreadable} of {len(cfg.files)} files could not be "
+                 "read (named above); the others are transcribed")
 
 
 def main() -> None:

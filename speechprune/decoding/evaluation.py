@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Optional
 
 import torch
+from tqdm import tqdm
 
 from speechprune.data.text import Alphabet
 from speechprune.decoding.beam import GreedyDecoder
@@ -74,12 +75,13 @@ class EvaluationResult:
 def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
              device: torch.device, autocast_dtype: Optional[torch.dtype] = None,
              decoder: Optional[Callable[[torch.Tensor, torch.Tensor], list[str]]] = None,
-             ) -> EvaluationResult:
+             progress: Optional[str] = None) -> EvaluationResult:
     """Decode every batch (speechprune.data.dataset.Batch) and sum the edit counts.
 
     decoder: (log_probs (batch, time, classes) float32 on the CPU, lengths (batch,)) -> one
     transcript per utterance, e.g. speechprune.decoding.beam.build_decoder(cfg, alphabet);
-    None decodes greedily.
+    None decodes greedily. progress: the label of a progress bar in utterances, with rate and
+    ETA (None: no bar).
     """
     decoder = decoder or GreedyDecoder(alphabet)
     model_seconds = decode_seconds = 0.0
@@ -88,8 +90,12 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
     counts = ErrorCounts()
     results: list[UtteranceResult] = []
     loss_sum, loss_batches, skipped = 0.0, 0, 0
+    dataset = getattr(batches, "dataset", None)  # a DataLoader knows how many utterances come
+    bar = tqdm(total=len(dataset) if dataset is not None else None, desc=progress, unit="utt",
+               disable=progress is None, leave=False, dynamic_ncols=True, mininterval=2.0)
     for batch in batches:
         skipped += batch.skipped
+        bar.update(len(batch.indices) + batch.skipped)
         if batch.features.shape[0] == 0:
             continue
         started = time.perf_counter()
@@ -110,6 +116,7 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
             errors.add(reference, hypothesis)
             counts = counts.merge(errors)
             results.append(UtteranceResult(int(index), reference, hypothesis, errors))
+    bar.close()
     model.train(was_training)
     results.sort(key=lambda r: r.index)
     loss = loss_sum / loss_batches if loss_batches else math.nan

@@ -333,7 +333,7 @@ class Trainer:
             self.dist.barrier()
             return None
         result = evaluate(self.model, self.data.dev_loader(), self.data.alphabet, self.device,
-                          self.amp_dtype)
+                          self.amp_dtype, progress="dev")
         log.info("step %d dev: loss %.3f  WER %.2f%%  CER %.2f%%", state.step, result.loss,
                  result.wer, result.cer)
         counts = self.model_counts()
@@ -369,7 +369,7 @@ class Trainer:
             best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
             self.model.load_state_dict(best["model"])
             test = evaluate(self.model, self.data.test_loader(), self.data.alphabet, self.device,
-                            self.amp_dtype, self.test_decoder)
+                            self.amp_dtype, self.test_decoder, progress="test")
             log.info("test (best dev checkpoint, step %d, %s decoding): WER %.2f%%  CER %.2f%%",
                      state.best_step, self.cfg.trainer.decoder.name, test.wer, test.cer)
             metrics = {

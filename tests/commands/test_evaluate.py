@@ -25,6 +25,8 @@ def test_evaluate_writes_predictions_summary_and_passes_a_loose_tolerance(traine
     assert {"best", "median", "worst"} <= summary.keys()
     assert summary["best"]["wer"] <= summary["median"]["wer"] <= summary["worst"]["wer"]
     assert f"WER {summary['wer']:.2f}%" in result.stdout
+    # A progress bar counts the utterances (on stderr, so stdout keeps the figures).
+    assert f"evaluating test.jsonl:   0%|          | 0/{len(references)}" in result.stderr
 
 
 def test_evaluate_exits_nonzero_when_wer_is_above_the_tolerance(trained_run, micro_corpus, tmp_path):
@@ -52,14 +54,19 @@ def test_transcribe_prints_one_line_per_file(trained_run, micro_corpus):
     assert [line.split("\t")[0] for line in lines] == files
 
 
-def test_transcribe_names_a_missing_or_corrupt_audio_file(trained_run, tmp_path):
+def test_transcribe_names_a_missing_or_corrupt_audio_file_and_keeps_the_others(
+        trained_run, micro_corpus, tmp_path):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF\x00\x00not really a wave file")
-    for path, problem in ((tmp_path / "nope.wav", "audio file not found"), (corrupt, "")):
-        result = run_cli("transcribe", str(trained_run), str(path))
-        assert result.returncode != 0
-        assert f"speechprune transcribe: {path}" in result.stderr and problem in result.stderr
-        assert "Traceback" not in result.stderr
+    good = [u.audio_filepath for u in read_jsonl(micro_corpus / "test.jsonl")[:2]]
+    missing = tmp_path / "nope.wav"
+    result = run_cli("transcribe", str(trained_run), good[0], str(missing), str(corrupt), good[1])
+    assert result.returncode == 1
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == good
+    assert f"speechprune transcribe: {missing}: audio file not found" in result.stderr
+    assert f"speechprune transcribe: {corrupt}" in result.stderr
+    assert "2 of 4 files could not be read" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained_run, micro_corpus,
