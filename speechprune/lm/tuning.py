@@ -4,6 +4,7 @@ WER on a dev set with Optuna, from acoustic-model outputs computed once."""
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from dataclasses import dataclass
 from typing import Iterable
@@ -82,11 +83,17 @@ def tune_weights(emissions: DevEmissions, alphabet: Alphabet, decoder_cfg: Decod
                                     {"alpha": alpha, "beta": beta})
         return decode_errors(BeamSearchDecoder(trial_cfg, alphabet), emissions).wer
 
+    started = time.perf_counter()
+
     def objective(trial: "optuna.Trial") -> float:
         alpha = trial.suggest_float("alpha", cfg.alpha_min, cfg.alpha_max)
         beta = trial.suggest_float("beta", cfg.beta_min, cfg.beta_max)
         wer = dev_wer(alpha, beta)
-        log.info("trial %d: alpha %.3f beta %.3f -> dev WER %.2f%%", trial.number, alpha, beta, wer)
+        done = trial.number + 1
+        per_trial = (time.perf_counter() - started) / done
+        log.info("trial %d/%d: alpha %.3f beta %.3f -> dev WER %.2f%% (%.1f s per trial, "
+                 "ETA %.0f s)", done, cfg.trials, alpha, beta, wer, per_trial,
+                 per_trial * (cfg.trials - done))
         return wer
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
