@@ -7,6 +7,7 @@ final test evaluation of the best checkpoint.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -401,6 +402,12 @@ class Trainer:
             dashboard.log_hparams(self.writer, OmegaConf.to_container(self.cfg, resolve=True),
                                   hparam_metrics, state.step)
             self.writer.close()
+        # Free DDP's reducer, which holds the process group and gloo's pending work, while the
+        # interpreter is fully alive: left to the cyclic garbage collector it can be destroyed
+        # during interpreter shutdown, where gloo's threads abort the process (a rank ended with
+        # "terminate called without an active exception" once, in a loaded CI run).
+        self.ddp_model = self.model
+        gc.collect()
         self.dist.barrier()
         self.dist.close()
         return metrics
