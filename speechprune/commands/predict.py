@@ -17,11 +17,11 @@ def main(cfg: DictConfig) -> None:
     from speechprune.pruning.predict import predict_pruning
     from speechprune.training.data_setup import build_data, model_for_data, total_training_steps
     from speechprune.training.distributed import DistributedContext
-    from speechprune.training.loop import seed_everything
+    from speechprune.training.loop import STARTUP_INPUT_ERRORS, seed_everything
 
     seed_everything(cfg.trainer.seed)  # the same initial weights as `train` would start from
     # What `train` would stop on at start-up (schedule, manifest, baseline) stops here in one line.
-    with one_line_errors("predict", ValueError, FileNotFoundError):
+    with one_line_errors("predict", *STARTUP_INPUT_ERRORS):
         model = model_for_data(cfg.model, cfg.data)
         data = build_data(cfg.data, cfg.trainer.seed, model.time_stride, DistributedContext())
         steps_per_epoch = len(data.train_sampler)

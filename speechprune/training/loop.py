@@ -418,14 +418,19 @@ class StartupError(Exception):
     is the cause's, which names the config key or the file; the cause is chained."""
 
 
+# What setting up a run (data, model, pruner, baseline, checkpoint to resume, decoder) raises on
+# a bad setting or input; each names its key or file. `predict` sets up the same way.
+STARTUP_INPUT_ERRORS = (ValueError, FileNotFoundError, LanguageModelError)
+
+
 def train(cfg: TrainConfig | DictConfig, run: RunDirectory) -> dict[str, Any]:
     """Train (or resume) the run in `run` and return the final metrics (empty on other ranks).
 
-    Raises StartupError when setting up fails on a bad setting or input (every ValueError,
-    FileNotFoundError and LanguageModelError that set-up raises names its key or file)."""
+    Raises StartupError when setting up fails on a bad setting or input
+    (STARTUP_INPUT_ERRORS)."""
     try:
         trainer = Trainer(cfg, run)
-    except (ValueError, FileNotFoundError, LanguageModelError) as error:
+    except STARTUP_INPUT_ERRORS as error:
         raise StartupError(str(error)) from error
     if trainer.dist.is_main:
         run.record_start(cfg)
