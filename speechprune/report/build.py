@@ -1,6 +1,6 @@
 """The whole report of a set of runs: table (Markdown, CSV), figures and fits, in one folder.
 
-    <output>/report.md              the table, the fits and links to the figures
+    <output>/report.md              the table, the means over seeds, the fits and links to the figures
     <output>/runs.csv               the table at full precision
     <output>/frontier.png           test WER against non-zero parameters, per family
     <output>/pruning_curves.png     sparsity and threshold over training, per group
@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from speechprune.report.fit import FamilyFit, fit_families, fits_markdown
 from speechprune.report.plots import plot_frontier, plot_prediction, plot_pruning_curves
 from speechprune.report.runs import Run, RunCollectionError, load_run
+from speechprune.report.seeds import SeedGroup, group_by_seed, seeds_markdown
 from speechprune.report.table import ReportRow, build_rows, to_markdown, write_csv
 
 FRONTIER_PNG = "frontier.png"
@@ -27,6 +28,7 @@ PREDICTION_PNG = "predicted_sparsity.png"
 class Report:
     rows: list[ReportRow]
     fits: list[FamilyFit]
+    seed_groups: list[SeedGroup]
     markdown: str
     files: dict[str, Path] = field(default_factory=dict)  # what -> file written
 
@@ -47,6 +49,7 @@ def write_report(runs: list[Run], output_dir: Path, baseline: Optional[str] = No
     output_dir.mkdir(parents=True, exist_ok=True)
     rows = build_rows(runs, load_baseline(baseline))
     fits = fit_families(rows, predict_params)
+    seed_groups = group_by_seed(runs)
     files = {"csv": output_dir / "runs.csv",
              "frontier": plot_frontier(rows, fits, output_dir / FRONTIER_PNG, dpi)}
     write_csv(rows, files["csv"])
@@ -64,7 +67,15 @@ def write_report(runs: list[Run], output_dir: Path, baseline: Optional[str] = No
         "in the paper's form, (baseline - run) / baseline: negative is worse than the dense "
         f"baseline ({', '.join(baselines) or 'none found'}). Reduction: the baseline's non-zero "
         "parameters / the run's.", "",
-        to_markdown(rows), "",
+        to_markdown(rows), ""]
+    if any(len(g.runs) > 1 for g in seed_groups):
+        sections += [
+            "# Across seeds", "",
+            "Runs whose settings differ only in `trainer.seed`, together: error rates as mean ± "
+            "sample standard deviation, and each pruned group against the dense group of the same "
+            "settings, the relative figures taken of the means.", "",
+            seeds_markdown(seed_groups), ""]
+    sections += [
         "# WER against non-zero parameters", "",
         fits_markdown(fits), "",
         f"![frontier]({FRONTIER_PNG})", ""]
@@ -75,4 +86,4 @@ def write_report(runs: list[Run], output_dir: Path, baseline: Optional[str] = No
     markdown = "\n".join(sections)
     files["markdown"] = output_dir / "report.md"
     files["markdown"].write_text(markdown)
-    return Report(rows, fits, markdown, files)
+    return Report(rows, fits, seed_groups, markdown, files)

@@ -120,3 +120,29 @@ def test_report_of_a_directory_without_runs_fails_naming_it(tmp_path):
     result = run_cli("report", str(tmp_path))
     assert result.returncode != 0
     assert str(tmp_path) in result.stderr and "no finished run" in result.stderr
+
+
+def test_report_averages_seeds_and_compares_the_pruned_run_with_the_dense_mean(
+        two_job_sweep, test_experiment, tmp_path):
+    """A second dense seed beside the sweep: report.md gains the across-seeds table, the dense
+    seeds as one row (mean ± sd of their metrics.json), the pruned run against their mean."""
+    seed2 = tmp_path / "dense_seed2"
+    result = run_cli("train", "--config-dir", str(test_experiment), "experiment=report_test",
+                     "pruning=none", "trainer.seed=2", f"hydra.run.dir={seed2}", timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = tmp_path / "report"
+    result = run_cli("report", str(two_job_sweep), str(seed2), f"output_dir={output}")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    dense = [metrics_of(two_job_sweep, "pruning=none"), json.loads((seed2 / "metrics.json").read_text())]
+    sparse = metrics_of(two_job_sweep, "pruning=narang")
+    dense_wer = sum(m["test_wer"] for m in dense) / 2
+    markdown = (output / "report.md").read_text()
+    seeds_section = markdown.split("# Across seeds", 1)[1].split("\n# ", 1)[0]
+    rows = [line for line in seeds_section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    dense_row = next(r for r in rows if "| none |" in r)
+    sparse_row = next(r for r in rows if "| narang |" in r)
+    assert "multirun/pruning=none, dense_seed2" in dense_row and "| 1, 2 |" in dense_row
+    spread = abs(dense[0]["test_wer"] - dense[1]["test_wer"]) / 2 ** 0.5
+    assert f"{dense_wer:.2f} ± {spread:.2f}" in dense_row
+    assert f"{100 * (dense_wer - sparse['test_wer']) / dense_wer:+.2f}%" in sparse_row
