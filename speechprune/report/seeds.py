@@ -67,6 +67,10 @@ def spread(values: list[float]) -> Optional[float]:
     return statistics.stdev(values) if len(values) > 1 else None
 
 
+def seed_of(run: Run) -> int:
+    return int(run.config.get("trainer", {}).get("seed", 0))
+
+
 def summarise(runs: list[Run]) -> SeedGroup:
     runs = sorted(runs, key=lambda r: (seed_of(r), r.name))
     metrics = [r.metrics for r in runs]
@@ -79,10 +83,6 @@ def summarise(runs: list[Run]) -> SeedGroup:
         sparsity=100.0 * statistics.mean(m["params_sparsity"] for m in metrics),
         test_wer=statistics.mean(wers), test_wer_sd=spread(wers),
         test_cer=statistics.mean(cers), test_cer_sd=spread(cers))
-
-
-def seed_of(run: Run) -> int:
-    return int(run.config.get("trainer", {}).get("seed", 0))
 
 
 def group_by_seed(runs: list[Run]) -> list[SeedGroup]:
