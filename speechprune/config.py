@@ -10,7 +10,7 @@ Units are in the field names or comments: seconds (`_s`), milliseconds (`_ms`), 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -416,6 +416,21 @@ def as_dict(cfg: Any) -> dict:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A plain-dict config as `{"a.b": value}`, with lists and None turned into strings: what
+    the HPARAMS dashboard takes (numbers, booleans, strings), and hashable for comparing runs."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, name + "."))
+        elif isinstance(value, (bool, int, float, str)):
+            flat[name] = value
+        else:
+            flat[name] = str(value)
+    return flat
 
 
 # --------------------------------------------------------------------------------------------

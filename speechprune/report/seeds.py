@@ -14,8 +14,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from speechprune.config import flatten
 from speechprune.report.runs import Run
-from speechprune.report.table import relative, signed_percent
+from speechprune.report.table import markdown_table, relative, signed_percent
 
 # Keys that do not change what is trained: the seed (what a group varies), where and how fast
 # it runs, the preset's name, the sweep objective, and the run the pruning schedule took its
@@ -41,18 +42,6 @@ class SeedGroup:
     relative_cer: Optional[float] = None
     param_reduction: Optional[float] = None  # the dense group's mean non-zeros / this group's
     baseline: str = ""  # the dense group's first run
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}}` -> `{"a.b": 1}`; lists are kept whole (as their repr)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = repr(value)
-    return flat
 
 
 def settings_of(run: Run, without_pruning: bool = False) -> tuple[tuple[str, Any], ...]:
@@ -91,19 +80,20 @@ def group_by_seed(runs: list[Run]) -> list[SeedGroup]:
     by_settings: dict[tuple, list[Run]] = {}
     for run in runs:
         by_settings.setdefault(settings_of(run), []).append(run)
-    groups = {key: summarise(members) for key, members in by_settings.items()}
-    dense = {settings_of(members[0], without_pruning=True): groups[key]
-             for key, members in by_settings.items() if members[0].is_dense}
-    for key, members in by_settings.items():
-        group = groups[key]
-        twin = dense.get(settings_of(members[0], without_pruning=True))
+    # Each group with the settings of its dense twin (its own, for a dense group).
+    groups = [(summarise(members), settings_of(members[0], without_pruning=True))
+              for members in by_settings.values()]
+    dense = {twin: group for group, twin in groups if group.method == "none"}
+    for group, twin_settings in groups:
+        twin = dense.get(twin_settings)
         if group.method == "none" or twin is None:
             continue
         group.relative_wer = relative(twin.test_wer, group.test_wer)
         group.relative_cer = relative(twin.test_cer, group.test_cer)
         group.param_reduction = twin.params_nonzero / max(1.0, group.params_nonzero)
         group.baseline = twin.runs[0]
-    return sorted(groups.values(), key=lambda g: (g.model, g.units, g.method != "none", g.runs))
+    return sorted((group for group, _ in groups),
+                  key=lambda g: (g.model, g.units, g.method != "none", g.runs))
 
 
 def mean_and_spread(mean: float, sd: Optional[float]) -> str:
@@ -116,13 +106,10 @@ SEED_COLUMNS = ["runs", "pruning", "units", "seeds", "non-zero (mean)", "sparsit
 
 def seeds_markdown(groups: list[SeedGroup]) -> str:
     """A Markdown table of the groups: error rates as mean ± sample standard deviation."""
-    lines = ["| " + " | ".join(SEED_COLUMNS) + " |",
-             "|" + "|".join("---:" if i > 1 else "---" for i in range(len(SEED_COLUMNS))) + "|"]
-    for g in groups:
-        cells = [", ".join(g.runs), g.method, str(g.units), ", ".join(map(str, g.seeds)),
-                 f"{g.params_nonzero:,.0f}", f"{g.sparsity:.1f}%",
-                 mean_and_spread(g.test_wer, g.test_wer_sd), mean_and_spread(g.test_cer, g.test_cer_sd),
-                 signed_percent(g.relative_wer), signed_percent(g.relative_cer),
-                 "" if g.param_reduction is None else f"{g.param_reduction:.1f}x"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    rows = [[", ".join(g.runs), g.method, str(g.units), ", ".join(map(str, g.seeds)),
+             f"{g.params_nonzero:,.0f}", f"{g.sparsity:.1f}%",
+             mean_and_spread(g.test_wer, g.test_wer_sd), mean_and_spread(g.test_cer, g.test_cer_sd),
+             signed_percent(g.relative_wer), signed_percent(g.relative_cer),
+             "" if g.param_reduction is None else f"{g.param_reduction:.1f}x"]
+            for g in groups]
+    return markdown_table(SEED_COLUMNS, rows, text_columns=2)

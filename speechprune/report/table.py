@@ -120,12 +120,17 @@ def markdown_cells(row: ReportRow) -> list[str]:
             "" if row.param_reduction is None else f"{row.param_reduction:.1f}x"]
 
 
-def to_markdown(rows: list[ReportRow]) -> str:
-    """A GitHub-flavoured Markdown table; error rates in percent, relative figures signed."""
-    lines = ["| " + " | ".join(MARKDOWN_COLUMNS) + " |",
-             "|" + "|".join("---:" if i > 2 else "---" for i in range(len(MARKDOWN_COLUMNS))) + "|"]
-    lines += ["| " + " | ".join(markdown_cells(row)) + " |" for row in rows]
+def markdown_table(columns: list[str], rows: list[list[str]], text_columns: int) -> str:
+    """A GitHub-flavoured Markdown table: the first `text_columns` left-aligned, numbers right."""
+    lines = ["| " + " | ".join(columns) + " |",
+             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(columns))) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
+
+
+def to_markdown(rows: list[ReportRow]) -> str:
+    """The runs as a Markdown table; error rates in percent, relative figures signed."""
+    return markdown_table(MARKDOWN_COLUMNS, [markdown_cells(row) for row in rows], text_columns=3)
 
 
 def to_csv(rows: list[ReportRow]) -> str:

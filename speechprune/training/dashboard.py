@@ -8,6 +8,8 @@ from typing import Any, Mapping
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from speechprune.config import flatten
+
 
 def open_writer(path: Path, resume_step: int) -> SummaryWriter:
     """A writer that, on resume, discards events logged after the checkpoint's step
@@ -19,21 +21,6 @@ def log_scalars(writer: SummaryWriter, scalars: Mapping[str, float], step: int,
                 prefix: str = "") -> None:
     for name, value in scalars.items():
         writer.add_scalar(f"{prefix}{name}", value, step)
-
-
-def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """`{"a": {"b": 1}}` -> `{"a.b": 1}`, with lists and None turned into strings
-    (the HPARAMS dashboard takes only numbers, booleans and strings)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name + "."))
-        elif isinstance(value, (bool, int, float, str)):
-            flat[name] = value
-        else:
-            flat[name] = str(value)
-    return flat
 
 
 def log_hparams(writer: SummaryWriter, config: Mapping[str, Any],
