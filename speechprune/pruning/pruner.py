@@ -52,6 +52,12 @@ class Pruner:
         self.apply_masks()
         self.last_itr = itr
 
+    @property
+    def masks_final(self) -> bool:
+        """Every group is past its end_itr: no method changes a mask after that step (narang and
+        block stop updating, gradual cuts for the last time at end_itr, oneshot and l1 cut at it)."""
+        return all(self.last_itr >= group.schedule.end_itr for group in self.groups)
+
     @torch.no_grad()
     def apply_masks(self) -> None:
         """w *= mask for every matrix of every group that has pruned anything yet."""

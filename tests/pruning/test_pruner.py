@@ -165,6 +165,23 @@ def test_target_methods_reach_the_target_sparsity_per_matrix(gru_model, method):
             assert torch.count_nonzero(matrix.param.detach()) <= matrix.mask.sum()
 
 
+@pytest.mark.parametrize("method", ["narang", "block", "gradual", "oneshot", "l1"])
+def test_masks_are_final_from_end_itr_on_for_every_method(gru_model, method):
+    # The training loop lets only final-mask evaluations compete for the best checkpoint.
+    pruner = build(gru_model, method, target_sparsity=0.8)
+    optimizer = sgd(gru_model)
+    final_from, masks_then = None, None
+    for itr in range(TOTAL_STEPS):
+        train_steps(gru_model, optimizer, pruner, range(itr, itr + 1))
+        if pruner.masks_final and final_from is None:
+            final_from = itr
+            masks_then = [m.mask.clone() for g in pruner.groups for m in g.matrices]
+    assert final_from == 50  # NARANG's end_itr
+    assert all(torch.equal(before, m.mask) for before, m in
+               zip(masks_then, (m for g in pruner.groups for m in g.matrices)))
+    assert 0.0 < pruner.scalars()["sparsity/recurrent"] < 1.0
+
+
 def test_gradual_sparsity_follows_the_cubic_curve_and_oneshot_waits(gru_model):
     torch.manual_seed(0)
     other = TinySpeechModel("gru", bidirectional=True)

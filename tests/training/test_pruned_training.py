@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from training_helpers import compose_train, run_cli
 
@@ -44,6 +45,15 @@ def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
 
     # The best checkpoint holds the masks, and the masked weights are exactly zero.
     checkpoint = load_checkpoint(sparse_dir / "checkpoints/best.pt")
+    # Only evaluations after the last mask update compete for best: an earlier, half-pruned
+    # model with a lower dev WER must not become the model that is tested and exported.
+    end_itr = max(group["schedule"][2] for group in checkpoint["pruner"]["groups"].values())
+    assert on_disk["best_step"] > end_itr  # best_step counts steps taken; end_itr is 0-based
+    assert checkpoint["pruner"]["last_itr"] >= end_itr
+    last = load_checkpoint(sparse_dir / "checkpoints/last.pt")["pruner"]["groups"]
+    for group, entry in checkpoint["pruner"]["groups"].items():
+        for name, matrix in entry["matrices"].items():  # the final masks, not earlier ones
+            assert torch.equal(matrix["mask"], last[group]["matrices"][name]["mask"]), name
     masks = checkpoint["pruner"]["groups"]["recurrent"]["matrices"]
     for name, entry in masks.items():
         assert (checkpoint["model"][name][~entry["mask"]] == 0).all()
