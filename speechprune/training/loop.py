@@ -335,7 +335,7 @@ class Trainer:
         While pruning is under way the model is not a candidate for best: its masks will still
         change, and an early, half-pruned model with a lower dev WER would otherwise be the one
         tested and exported (seen: a 48-epoch run picked a 66%-sparse model from epoch 16 while
-        pruning went on to 86%). `final` makes this evaluation best whatever it measures.
+        pruning went on to 88%). `final` makes this evaluation best whatever it measures.
         """
         state = self.state
         if not self.dist.is_main:
