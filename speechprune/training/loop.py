@@ -231,14 +231,15 @@ class Trainer:
             if state.batch_in_epoch >= self.steps_per_epoch:  # finished, not stopped at max_steps
                 state.epoch += 1
                 state.batch_in_epoch = 0
+            last = state.epoch >= cfg.trainer.epochs or self.reached_max_steps()
             if state.epoch % cfg.trainer.eval_every_epochs == 0 or self.reached_max_steps():
-                self.evaluate_dev()
+                self.evaluate_dev(last=last)
             self.save("last")
 
-        # No best checkpoint yet (zero epochs trained, or the run ended before its pruning
-        # schedule did): the model as it is now is the best there is. Rank 0 alone knows.
+        # No best checkpoint yet (zero epochs trained, or the last epoch was not evaluated):
+        # evaluate the model as it is now. Rank 0 alone knows.
         if self.dist.broadcast_flag(state.best_step < 0):
-            self.evaluate_dev(final=True)
+            self.evaluate_dev(last=True)
         return self.finish()
 
     def reached_max_steps(self) -> bool:
@@ -329,13 +330,14 @@ class Trainer:
             scalars.update({f"pruning/{k}": v for k, v in self.pruner.scalars().items()})
         dashboard.log_scalars(self.writer, scalars, step)
 
-    def evaluate_dev(self, final: bool = False) -> Optional[EvaluationResult]:
+    def evaluate_dev(self, last: bool = False) -> Optional[EvaluationResult]:
         """Dev loss/WER/CER, logged; the model becomes `best` if its WER is the lowest so far.
 
         While pruning is under way the model is not a candidate for best: its masks will still
         change, and an early, half-pruned model with a lower dev WER would otherwise be the one
         tested and exported (seen: a 48-epoch run picked a 66%-sparse model from epoch 16 while
-        pruning went on to 88%). `final` makes this evaluation best whatever it measures.
+        pruning went on to 88%). The run's `last` evaluation becomes best when none has (the
+        run ended before its pruning schedule did): the final model is the best there is.
         """
         state = self.state
         if not self.dist.is_main:
@@ -343,7 +345,8 @@ class Trainer:
             return None
         result = evaluate(self.model, self.data.dev_loader(), self.data.alphabet, self.device,
                           self.amp_dtype, progress="dev")
-        candidate = final or self.pruner is None or self.pruner.masks_final
+        candidate = (self.pruner is None or self.pruner.masks_final
+                     or (last and state.best_step < 0))
         log.info("step %d dev: loss %.3f  WER %.2f%%  CER %.2f%%%s", state.step, result.loss,
                  result.wer, result.cer, "" if candidate else "  (pruning under way: not a "
                  "candidate for the best checkpoint)")
@@ -357,7 +360,7 @@ class Trainer:
         if self.pruner is not None:
             for group, magnitudes in self.pruner.magnitudes().items():
                 self.writer.add_histogram(f"weights/{group}", magnitudes, state.step)
-        if final or (candidate and result.wer < state.best_dev_wer):
+        if candidate and result.wer < state.best_dev_wer:  # inf until a best exists
             state.best_dev_wer, state.best_step = result.wer, state.step
             self.save("best")
         self.dist.barrier()

@@ -69,6 +69,23 @@ def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
     assert {"weights/recurrent", "weights/input", "weights/fc"} <= set(events.Tags()["histograms"])
 
 
+def test_a_run_that_ends_before_its_schedule_takes_its_final_model_as_best(
+        tiny_train_overrides, tmp_path, caplog):
+    # end_itr at 100%: the masks still change at the last step, so no evaluation is a
+    # candidate until the run's last one, which becomes best without being evaluated twice.
+    schedule = [o.replace("'75%'", "'100%'") for o in FAST_SCHEDULE]
+    with caplog.at_level("INFO", logger="speechprune.training.loop"):
+        metrics = train(compose_train(tiny_train_overrides + ["trainer.epochs=3", "pruning=narang"]
+                                      + schedule), RunDirectory(tmp_path))
+    assert metrics["best_step"] == metrics["steps"]
+    dev_lines = [r.getMessage() for r in caplog.records if " dev: loss " in r.getMessage()]
+    assert len(dev_lines) == 3
+    assert ["not a candidate" in line for line in dev_lines] == [True, True, False]
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert len(events.Scalars("dev/wer")) == 3
+
+
 def test_predict_command_prints_each_group_and_the_model(tiny_train_overrides):
     result = run_cli("predict", *tiny_train_overrides, "trainer.epochs=4", "pruning=narang",
                      *FAST_SCHEDULE)
