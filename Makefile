@@ -32,7 +32,8 @@ help:
 
 env: $(VENV)/.installed system-deps
 
-$(VENV)/.installed: pyproject.toml
+# The C kernels compile when the package installs, so a change to them reinstalls it.
+$(VENV)/.installed: pyproject.toml $(wildcard speechprune/deploy/csrc/*)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

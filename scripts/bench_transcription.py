@@ -1,24 +1,34 @@
-"""End-to-end transcription real-time factor: a dense model vs the same model pruned, exported
-and run on the sparse recurrent kernels.
+"""End-to-end transcription against the peers: dense fp32, torch's one-line dynamic int8, and the
+pruned model exported with fp32 and with int8 values, all timed interleaved on the same audio.
 
-    .venv/bin/python scripts/bench_transcription.py [--hidden 1024] [--layers 3] [--rnn-type gru]
-        [--sparsity 0.9] [--block 1x1] [--seconds 4] [--repeats 5] [--threads 1]
+    .venv/bin/python scripts/bench_transcription.py [--hidden 1024 1760] [--sparsity 0.9 0.95]
+        [--threads 1 2] [--layers 3] [--rnn-type gru] [--seconds 4] [--repeats 5]
 
 The model has DeepSpeech2's shape (2 convs with time stride 2, bidirectional recurrent layers,
-summed directions) with random weights: speed does not depend on what the weights learned. The
-pruned model zeroes a random `sparsity` share of the (br x bc) blocks of every recurrent and
-fully connected matrix (--block 1x1: single weights, as Narang pruning does; 4x4: as
-pruning=block does), is written with `export_checkpoint` and loaded with `load_exported`.
-Both transcribe the same synthetic audio file (features, network, greedy decoding), timed
-interleaved; RTF = processing seconds / audio seconds (lower is faster).
+summed directions) with random weights: speed does not depend on what the weights learned.
+Per hidden size and sparsity:
+- "dense fp32": the training checkpoint as `speechprune transcribe` runs it;
+- "torch int8 (dynamic)": `torch.ao.quantization.quantize_dynamic(model, {nn.GRU, nn.Linear},
+  dtype=torch.qint8)` of the same dense model, the one-line peer;
+- "sparse fp32" / "sparse int8": a random `sparsity` share of every recurrent and fully
+  connected weight zeroed (as Narang pruning leaves them), exported with `values=fp32|int8`;
+- "sparse int8, 4x4 blocks": zeroed in whole 4x4 blocks (as pruning=block leaves them).
+Each is a Recognizer transcribing one file (features, network, greedy decoding); the models are
+timed round-robin, `repeats` times each, and compared by median. RTF = processing seconds per
+audio second. File sizes are those of the files each model loads from (torch int8: its
+state_dict saved with torch.save). The CPU and the kernel level are printed with the results.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import platform
 import statistics
 import tempfile
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +39,7 @@ from speechprune.commands import compose_config
 from speechprune.config import as_dict
 from speechprune.data.text import Alphabet
 from speechprune.decoding.recognizer import Recognizer
+from speechprune.deploy import native
 from speechprune.deploy.export import export_checkpoint
 from speechprune.deploy.kernels import set_cpu_threads
 from speechprune.deploy.loader import load_exported
@@ -36,9 +47,14 @@ from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning.magnitude import expand_block_mask
 from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
 
+BENCH_MODEL = ["model=bigru", "model.conv_layers=2", "model.conv_channels=[32,32]",
+               "model.conv_kernels=[[11,41],[11,21]]", "model.conv_strides=[[2,2],[1,2]]"]
+
 
 def write_model(path: Path, overrides: list[str], sparsity: float,
                 block_shape: tuple[int, int] = (1, 1)) -> Path:
+    """A training checkpoint of a random model with a random `sparsity` share of the (br x bc)
+    blocks of every recurrent and fully connected matrix zeroed."""
     cfg = compose_config("train", overrides)
     alphabet = Alphabet.from_config(cfg.data.text)
     torch.manual_seed(0)
@@ -54,62 +70,129 @@ def write_model(path: Path, overrides: list[str], sparsity: float,
     return path
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            return next(line.split(":", 1)[1].strip() for line in handle
+                        if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def torch_dynamic_int8(recognizer: Recognizer) -> tuple[Recognizer, int]:
+    """The peer: torch's dynamic int8 quantization of the dense model, and its saved size."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization announces its move to torchao
+        model = torch.ao.quantization.quantize_dynamic(
+            recognizer.model, {torch.nn.GRU, torch.nn.LSTM, torch.nn.RNN, torch.nn.Linear},
+            dtype=torch.qint8)
+        buffer = io.BytesIO()
+        torch.save(model.state_dict(), buffer)
+    return (Recognizer(model, recognizer.alphabet, recognizer.features, recognizer.data_cfg,
+                       recognizer.device, recognizer.source), buffer.tell())
+
+
+@dataclass
+class Entry:
+    name: str
+    file: Path | None  # None: built in memory (torch int8)
+    file_bytes: int
+    kernels: str = ""
+
+
+def load(entry: Entry, dense: Recognizer, parallel: bool) -> Recognizer:
+    cpu = torch.device("cpu")
+    if entry.file is None:
+        return torch_dynamic_int8(dense)[0]
+    if entry.file.suffix == ".pt":
+        return Recognizer.from_checkpoint(entry.file, cpu)
+    exported = load_exported(entry.file, cpu, parallel=parallel)
+    entry.kernels = "; ".join(exported.kernels)
+    return Recognizer(exported.model, exported.alphabet, exported.features, exported.data_cfg,
+                      cpu, exported.source)
+
+
+def time_round_robin(recognizers: dict[str, Recognizer], audio: str, repeats: int
+                     ) -> dict[str, float]:
+    """Median seconds per transcription of each recognizer, timed in turns."""
+    with torch.no_grad():
+        for recognizer in recognizers.values():
+            recognizer.transcribe([audio])  # warm up: first calls allocate and pick kernels
+        times: dict[str, list[float]] = {name: [] for name in recognizers}
+        for _ in range(repeats):
+            for name, recognizer in recognizers.items():
+                start = time.perf_counter()
+                recognizer.transcribe([audio])
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def bench_size(tmp: Path, hidden: int, sparsity: float, args: argparse.Namespace,
+               audio: str) -> None:
+    overrides = BENCH_MODEL + [f"model.rnn_type={args.rnn_type}", f"model.hidden_size={hidden}",
+                               f"model.num_layers={args.layers}"]
+    dense_path = write_model(tmp / "dense.pt", overrides, 0.0)
+    pruned_path = write_model(tmp / "pruned.pt", overrides, sparsity)
+    blocks_path = write_model(tmp / "blocks.pt", overrides, sparsity, (4, 4))
+    dense = Recognizer.from_checkpoint(dense_path, torch.device("cpu"))
+    dense_bytes = 4 * sum(t.numel() for t in dense.model.state_dict().values())
+    entries = [Entry("dense fp32", dense_path, dense_path.stat().st_size),
+               Entry("torch int8 (dynamic)", None, torch_dynamic_int8(dense)[1])]
+    for name, source, values in (("sparse fp32", pruned_path, "fp32"),
+                                 ("sparse int8", pruned_path, "int8"),
+                                 ("sparse int8, 4x4 blocks", blocks_path, "int8")):
+        out = tmp / f"{name.replace(' ', '_').replace(',', '')}.spx"
+        entries.append(Entry(name, out, export_checkpoint(source, out, values=values).file_bytes))
+    parameters = sum(p.numel() for p in dense.model.parameters())
+    print(f"\n### {args.layers} x bidirectional {args.rnn_type} {hidden}, {sparsity:.0%} sparse "
+          f"({parameters:,} parameters, {args.seconds:g} s of audio, median of {args.repeats})\n")
+    results = {}
+    for threads in args.threads:
+        parallel = set_cpu_threads(threads) > 1
+        recognizers = {entry.name: load(entry, dense, parallel) for entry in entries}
+        results[threads] = time_round_robin(recognizers, audio, args.repeats)
+    header = "| model | file bytes | smaller than dense fp32 |"
+    rule = "|---|---|---|"
+    for threads in args.threads:
+        header += f" RTF, {threads} thread(s) | vs dense fp32 | vs torch int8 |"
+        rule += "---|---|---|"
+    print(header + "\n" + rule)
+    for entry in entries:
+        row = f"| {entry.name} | {entry.file_bytes:,} | {dense_bytes / entry.file_bytes:.1f}x |"
+        for threads in args.threads:
+            seconds = results[threads]
+            row += (f" {seconds[entry.name] / args.seconds:.4f} |"
+                    f" {seconds['dense fp32'] / seconds[entry.name]:.2f}x |"
+                    f" {seconds['torch int8 (dynamic)'] / seconds[entry.name]:.2f}x |")
+        print(row)
+    for entry in entries:
+        if entry.kernels:
+            print(f"\n{entry.name} kernels ({args.threads[-1]} thread(s)): {entry.kernels}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hidden", type=int, default=1024)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 1760])
+    parser.add_argument("--sparsity", type=float, nargs="+", default=[0.9, 0.95])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--rnn-type", default="gru", choices=["gru", "rnn_relu", "rnn_tanh"])
-    parser.add_argument("--sparsity", type=float, default=0.9)
-    parser.add_argument("--block", default="1x1",
-                        help="prune blocks of rows x columns (1x1: unstructured)")
     parser.add_argument("--seconds", type=float, default=4.0, help="audio length (seconds)")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    try:
-        block_shape = tuple(int(side) for side in args.block.split("x"))
-        assert len(block_shape) == 2
-    except (ValueError, AssertionError):
-        parser.error(f"--block takes a shape like 4x4, got {args.block!r}")
-    parallel = set_cpu_threads(args.threads) > 1
-    overrides = ["model=bigru", f"model.rnn_type={args.rnn_type}", "model.conv_layers=2",
-                 "model.conv_channels=[32,32]", "model.conv_kernels=[[11,41],[11,21]]",
-                 "model.conv_strides=[[2,2],[1,2]]", f"model.hidden_size={args.hidden}",
-                 f"model.num_layers={args.layers}"]
+    print(f"CPU: {cpu_name()}; {native.describe_levels()}; torch {torch.__version__}, "
+          f"quantized engine {torch.backends.quantized.engine}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        dense_path = write_model(tmp / "dense.pt", overrides, 0.0)
-        pruned_path = write_model(tmp / "pruned.pt", overrides, args.sparsity, block_shape)
-        summary = export_checkpoint(pruned_path, tmp / "pruned.spx")
         rate = 16000
         t = np.arange(int(args.seconds * rate)) / rate
         audio = tmp / "audio.wav"
         soundfile.write(audio, (0.3 * np.sin(2 * np.pi * 180 * t)
                                 + 0.02 * np.random.default_rng(0).standard_normal(t.shape)
                                 ).astype(np.float32), rate)
-        cpu = torch.device("cpu")
-        dense = Recognizer.from_checkpoint(dense_path, cpu)
-        exported = load_exported(tmp / "pruned.spx", cpu, parallel=parallel)
-        sparse = Recognizer(exported.model, exported.alphabet, exported.features,
-                            exported.data_cfg, cpu, exported.source)
-        print(f"model: {args.layers} x bidirectional {args.rnn_type} hidden {args.hidden}, "
-              f"{sum(p.numel() for p in dense.model.parameters()):,} parameters; "
-              f"export {summary.file_bytes:,} bytes ({summary.compression:.1f}x smaller than "
-              f"dense fp32); kernels: {'; '.join(exported.kernels)}")
-        files = [str(audio)]
-        dense.transcribe(files), sparse.transcribe(files)  # warm up (numba compiles once)
-        dense_times, sparse_times = [], []
-        for _ in range(args.repeats):
-            for recognizer, times in ((dense, dense_times), (sparse, sparse_times)):
-                start = time.perf_counter()
-                recognizer.transcribe(files)
-                times.append(time.perf_counter() - start)
-        dense_rtf = statistics.median(dense_times) / args.seconds
-        sparse_rtf = statistics.median(sparse_times) / args.seconds
-        print(f"| model | RTF (median of {args.repeats}) |\n|---|---|")
-        print(f"| dense | {dense_rtf:.3f} |\n| {args.sparsity:.0%} sparse ({args.block} blocks), "
-              f"exported | {sparse_rtf:.3f} |")
-        print(f"speedup: {dense_rtf / sparse_rtf:.2f}x ({args.threads} thread(s))")
+        for hidden in args.hidden:
+            for sparsity in args.sparsity:
+                bench_size(tmp, hidden, sparsity, args, str(audio))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,22 @@ from training_helpers import TINY_MODEL, compose_train, corpus_overrides
 from speechprune.config import CorpusConfig
 
 
+def pytest_report_header(config) -> list[str]:
+    """Which kernel levels this run tests (the others skip) and on which CPU."""
+    import platform
+
+    from speechprune.deploy import native
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return [f"speechprune {native.describe_levels()}", f"CPU: {cpu}"]
+
+
 @pytest.fixture(scope="session")
 def micro_corpus(tmp_path_factory) -> Path:
     """A few dozen seconds of the `tiny` domain, synthesized by the real corpus builder once

@@ -1,54 +1,60 @@
-"""The compact export format: a self-describing, versioned, checksummed file of a trained model.
+"""The export format: a trained model as one safetensors file, its tensors stored compactly.
 
-Layout (all integers little-endian):
-
-    MAGIC (8 bytes) | format version (uint32) | header length H (uint64) | header (H bytes, UTF-8
-    JSON) | payload (raw little-endian arrays) | SHA-256 of everything before it (32 bytes)
-
-The header holds the resolved training config, the alphabet, the feature statistics, the
-inference settings and one entry per model tensor naming its arrays' offsets in the payload.
-Nothing is unpickled on load, so a file from elsewhere cannot run code.
-
-Tensor layouts:
-- "dense": the raw array (float32, or the tensor's own dtype for integer buffers).
+Container (format version 3): a safetensors file (https://github.com/huggingface/safetensors:
+a JSON header, then raw little-endian arrays; nothing is unpickled on load, so a file from
+elsewhere cannot run code). Its string metadata holds
+- "format" ("speechprune-export") and "version" ("3");
+- "header": JSON with the resolved training config, the alphabet, the feature statistics, the
+  inference settings, the value type and one entry per model tensor (name, shape, layout, nnz,
+  dtype, block_shape for "bsr", whether it is quantized);
+- "sha256": the checksum of the header and of every array (sorted by name: name, dtype, shape,
+  bytes), so a damaged file is refused rather than loaded with wrong weights.
+Each model tensor is stored as the arrays "<tensor name>/<part>" of its layout:
+- "dense": `values`, the whole tensor;
 - "csr": (rows, cols) = (shape[0], prod(shape[1:])); `indptr` (uint32 or uint64), column
-  `indices` in the smallest unsigned type that fits (uint8 / uint16 / uint32), `values`.
+  `indices` in the smallest unsigned type that fits (uint8 / uint16 / uint32), `values`;
 - "bitmask": the non-zero pattern as a bit per weight (numpy packbits, row-major), deflated with
   zlib (a 10%-dense random mask compresses to about its entropy, ~0.47 bits per weight), then
-  the `values` in row-major order.
-- "bsr" (format version 2): block-sparse rows for matrices pruned in whole blocks; the entry's
-  `block_shape` [br, bc]; `indptr` (uint32, one per block row + 1), block-column `indices` in the
-  smallest unsigned type, `values` of the stored blocks, each block row-major, in block-row
-  order. One index per block instead of one per weight: a 4x4-block-pruned matrix at 90%
-  sparsity stores in about 10.3% of its dense bytes where CSR needs 15%.
-Sparse values are float32 or float16 (`values_dtype`); dense tensors stay as they are.
-Version 1 files (no "bsr") are still read.
+  the `values` in row-major order;
+- "bsr": block-sparse rows for matrices pruned in whole blocks; `indptr` (uint32, one per block
+  row + 1), block-column `indices` in the smallest unsigned type, `values` of the stored blocks,
+  each block row-major, in block-row order.
+Values (`values=`): "fp32"; "fp16" (the non-zeros of sparse tensors); or "int8": every weight
+matrix (2+ dims) quantized symmetrically per output row, int8 in [-127, 127] and a float32
+`scales` part (rows,), so W = scales[:, None] * q. Zeros stay exact zeros, so the pruning
+pattern is kept; one-dimensional tensors (biases, norms) stay float32. At 90% sparsity an int8
+matrix stores in ~16% of its int8 bytes with a bitmask (one value byte and ~0.6 mask bytes per
+non-zero) and in ~10.7% with 4x4 blocks.
+Files of versions 1 and 2 (the hand-rolled container before safetensors) are refused with a
+message to re-export them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import safetensors
+import safetensors.numpy
 import torch
 
 from speechprune.deploy.block_kernels import cut_into_blocks, detect_block_shape
+from speechprune.deploy.int8 import dequantize_rows, quantize_rows
 
-MAGIC = b"SPRNEXP\x00"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
 FORMAT_NAME = "speechprune-export"
-_PREFIX = struct.Struct("<8sIQ")  # magic, version, header length
-_DIGEST_BYTES = 32
-_ALIGN = 8  # payload arrays start at multiples of this many bytes
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (3,)
+# The first bytes of a version 1 or 2 file (the container before safetensors).
+LEGACY_MAGIC = b"SPRNEXP\x00"
+# A safetensors header larger than this is not one of ours (a guard before reading it).
+MAX_HEADER_BYTES = 64 << 20
 LAYOUTS = ("auto", "csr", "bitmask", "bsr")
-VALUE_DTYPES = {"fp32": np.float32, "fp16": np.float16}
+VALUE_TYPES = ("fp32", "fp16", "int8")
 
 
 class ExportError(ValueError):
@@ -61,7 +67,7 @@ class TensorSummary:
     shape: list[int]
     layout: str
     nnz: int
-    stored_bytes: int  # payload bytes of this tensor's arrays, alignment padding excluded
+    stored_bytes: int  # bytes of this tensor's arrays
 
 
 @dataclass
@@ -71,6 +77,7 @@ class ExportSummary:
     dense_fp32_bytes: int  # the model's tensors as dense float32 (integer buffers as they are)
     tensors: list[TensorSummary] = field(default_factory=list)
     checkpoint_bytes: int = 0  # the source checkpoint file (optimizer state included), if any
+    values: str = "fp32"
 
     @property
     def sparse_tensors(self) -> list[TensorSummary]:
@@ -89,22 +96,26 @@ class ExportSummary:
 
     def describe(self) -> str:
         """Lines for the export command: sizes against the dense model and the checkpoint."""
-        lines = [f"{self.path}: {self.file_bytes:,} bytes, {len(self.sparse_tensors)} of "
-                 f"{len(self.tensors)} tensors stored sparse ({self.sparsity:.1%} zeros in them)",
+        lines = [f"{self.path}: {self.file_bytes:,} bytes, {self.values} values, "
+                 f"{len(self.sparse_tensors)} of {len(self.tensors)} tensors stored sparse "
+                 f"({self.sparsity:.1%} zeros in them)",
                  f"  dense float32 model: {self.dense_fp32_bytes:,} bytes -> "
                  f"{self.compression:.2f}x smaller"]
         if self.checkpoint_bytes:
             lines.append(f"  checkpoint file: {self.checkpoint_bytes:,} bytes -> "
                          f"{self.checkpoint_bytes / max(self.file_bytes, 1):.2f}x smaller")
         if not self.sparse_tensors:
-            lines.append("  no tensor is sparse enough to store compactly: this export saves "
-                         "nothing over the dense model (prune it first, e.g. pruning=narang)")
+            saving = ("only the 8-bit values save space" if self.values == "int8"
+                      else "this export saves nothing over the dense model")
+            lines.append(f"  no tensor is sparse enough to store compactly: {saving} (prune it "
+                         "first, e.g. pruning=narang)")
         return "\n".join(lines)
 
 
 @dataclass
 class ExportContents:
-    """What a read export holds: the header's metadata and dense CPU tensors by name."""
+    """What a read export holds: the header's metadata, dense float32 CPU tensors by name, and
+    for int8 exports each quantized matrix as (q (rows, cols) int8, scales (rows,) float32)."""
 
     path: Path
     config: dict[str, Any]
@@ -113,9 +124,22 @@ class ExportContents:
     inference: dict[str, Any]
     state_dict: dict[str, torch.Tensor]
     source: str
+    values: str = "fp32"
+    quantized: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-# ---- writing -------------------------------------------------------------------------------
+# ---- encoding one tensor -------------------------------------------------------------------
+
+
+@dataclass
+class EncodedTensor:
+    layout: str
+    parts: dict[str, np.ndarray]
+    block_shape: list[int] | None = None
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.parts.values())
 
 
 def _smallest_index_dtype(count: int) -> type:
@@ -123,231 +147,270 @@ def _smallest_index_dtype(count: int) -> type:
     return np.uint8 if count <= 256 else np.uint16 if count <= 65536 else np.uint32
 
 
-def _encode_bsr(matrix: np.ndarray, block_shape: tuple[int, int], values_dtype: np.dtype
-                ) -> dict[str, np.ndarray]:
-    indptr, block_cols, blocks = cut_into_blocks(matrix, block_shape)
-    return {"indptr": indptr,
-            "indices": block_cols.astype(_smallest_index_dtype(matrix.shape[1] // block_shape[1])),
-            "values": blocks.astype(values_dtype).reshape(-1)}
+def _encode_csr(stored: np.ndarray) -> EncodedTensor:
+    rows, cols = stored.shape
+    nonzero = stored != 0
+    nnz = int(nonzero.sum())
+    indptr = np.zeros(rows + 1, dtype=np.uint32 if nnz < 2**32 else np.uint64)
+    np.cumsum(nonzero.sum(axis=1), out=indptr[1:])
+    return EncodedTensor("csr", {"indptr": indptr,
+                                 "indices": np.nonzero(nonzero)[1].astype(_smallest_index_dtype(cols)),
+                                 "values": stored[nonzero]})
 
 
-def _encode_tensor(tensor: torch.Tensor, layout: str, values_dtype: np.dtype
-                   ) -> tuple[str, dict[str, np.ndarray], int, list[int] | None]:
-    """(chosen layout, named arrays to store, non-zero count, block shape for "bsr") for one
-    tensor."""
-    array = tensor.detach().cpu().numpy()
-    nnz = int(np.count_nonzero(array))
-    if not np.issubdtype(array.dtype, np.floating) or array.ndim < 2:
-        return "dense", {"values": np.ascontiguousarray(array)}, nnz, None
-    array = array.astype(np.float32)
-    dense = {"values": np.ascontiguousarray(array)}
-    matrix = array.reshape(array.shape[0], -1)
-    rows, cols = matrix.shape
-    nonzero = matrix != 0
-    values = matrix[nonzero].astype(values_dtype)
-    candidates = {"dense": dense}
+def _encode_bitmask(stored: np.ndarray) -> EncodedTensor:
+    nonzero = stored != 0
+    packed = zlib.compress(np.packbits(nonzero.ravel()).tobytes(), 9)
+    return EncodedTensor("bitmask", {"mask": np.frombuffer(packed, dtype=np.uint8),
+                                     "values": stored[nonzero]})
+
+
+def _encode_bsr(stored: np.ndarray, block_shape: tuple[int, int]) -> EncodedTensor:
+    indptr, block_cols, blocks = cut_into_blocks(stored, block_shape)
+    indices = block_cols.astype(_smallest_index_dtype(stored.shape[1] // block_shape[1]))
+    return EncodedTensor("bsr", {"indptr": indptr, "indices": indices,
+                                 "values": np.ascontiguousarray(blocks).reshape(-1)},
+                         list(block_shape))
+
+
+def _sparse_candidates(stored: np.ndarray, layout: str) -> list[EncodedTensor]:
+    candidates = []
     if layout in ("auto", "csr"):
-        index_dtype = _smallest_index_dtype(cols)
-        counts = nonzero.sum(axis=1)
-        indptr = np.zeros(rows + 1, dtype=np.uint32 if nnz < 2**32 else np.uint64)
-        np.cumsum(counts, out=indptr[1:])
-        candidates["csr"] = {"indptr": indptr,
-                             "indices": np.nonzero(nonzero)[1].astype(index_dtype),
-                             "values": values}
+        candidates.append(_encode_csr(stored))
     if layout in ("auto", "bitmask"):
-        packed = zlib.compress(np.packbits(nonzero.ravel()).tobytes(), 9)
-        candidates["bitmask"] = {"mask": np.frombuffer(packed, dtype=np.uint8), "values": values}
-    block_shape = None
+        candidates.append(_encode_bitmask(stored))
     if layout in ("auto", "bsr"):
-        block_shape = detect_block_shape(matrix)
+        block_shape = detect_block_shape(stored)
         if block_shape != (1, 1) or layout == "bsr":
-            candidates["bsr"] = _encode_bsr(matrix, block_shape, values_dtype)
-    if layout == "auto":
-        # Smallest wins; dense only when sparse storage would not save anything.
-        # Dense is weighed at the sparse values' width, so fp16 never stores an unpruned tensor
-        # as a "sparse" one only to halve it.
-        def cost(kind: str) -> float:
-            scale = values_dtype.itemsize / 4 if kind == "dense" else 1.0
-            return scale * sum(a.nbytes for a in candidates[kind].values())
+            candidates.append(_encode_bsr(stored, block_shape))
+    return candidates
 
-        chosen = min(candidates, key=cost)
+
+def encode_tensor(tensor: torch.Tensor, layout: str, values: str) -> tuple[EncodedTensor, int]:
+    """(the tensor's stored form, its non-zero count). `layout` "auto" keeps the smallest of
+    dense and the sparse layouts; dense wins only when sparse storage saves nothing."""
+    array = tensor.detach().cpu().numpy()
+    if not np.issubdtype(array.dtype, np.floating) or array.ndim < 2:
+        return EncodedTensor("dense", {"values": np.ascontiguousarray(array)}), \
+            int(np.count_nonzero(array))
+    matrix = array.astype(np.float32).reshape(array.shape[0], -1)
+    scales = None
+    if values == "int8":
+        stored, scales = quantize_rows(matrix)
+        dense = EncodedTensor("dense", {"values": stored.reshape(array.shape)})
     else:
-        chosen = layout
-    return chosen, candidates[chosen], nnz, list(block_shape) if chosen == "bsr" else None
+        stored = matrix.astype(np.float16) if values == "fp16" else matrix
+        # fp16 halves the non-zeros of sparse tensors; a tensor left dense stays float32.
+        dense = EncodedTensor("dense", {"values": np.ascontiguousarray(array, dtype=np.float32)})
+    sparse = _sparse_candidates(stored, layout)
+    if layout == "auto":
+        chosen = min([dense, *sparse], key=lambda encoded: encoded.nbytes)
+    else:
+        chosen = sparse[0]
+    if scales is not None:
+        chosen.parts["scales"] = scales
+    return chosen, int(np.count_nonzero(stored))
+
+
+# ---- writing -------------------------------------------------------------------------------
+
+
+def _checksum(header_json: str, arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(header_json.encode("utf-8"))
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{list(array.shape)}|".encode("utf-8"))
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, config: dict[str, Any],
                  alphabet: str, feature_stats: dict[str, Any] | None,
                  inference: dict[str, Any], source: str, layout: str = "auto",
                  values: str = "fp32") -> ExportSummary:
-    """Write `state_dict` and its metadata to `path` in the export format (see module docstring).
+    """Write `state_dict` and its metadata to `path` in the export format (module docstring).
 
     layout: "auto" (per tensor the smallest of dense, csr, bitmask, bsr), or "csr", "bitmask" or
     "bsr" for every matrix, i.e. tensor of 2+ dims ("bsr" with the largest block shape whose
-    blocks are 75% full, 1x1 blocks for unstructured zeros); values: "fp32" or "fp16" for the
-    non-zeros of sparse tensors.
-    """
+    blocks are 75% full, 1x1 blocks for unstructured zeros); values: "fp32", "fp16" or "int8".
+    The file is written to a temporary name and renamed, so a reader never sees half of it."""
     if layout not in LAYOUTS:
         raise ExportError(f"layout must be one of {LAYOUTS}, got {layout!r}")
-    if values not in VALUE_DTYPES:
-        raise ExportError(f"values must be one of {tuple(VALUE_DTYPES)}, got {values!r}")
+    if values not in VALUE_TYPES:
+        raise ExportError(f"values must be one of {VALUE_TYPES}, got {values!r}")
     path = Path(path)
-    entries, chunks, summaries = [], [], []
-    offset = 0
+    arrays: dict[str, np.ndarray] = {}
+    entries, summaries = [], []
     dense_bytes = 0
     for name, tensor in state_dict.items():
-        chosen, arrays, nnz, block_shape = _encode_tensor(tensor, layout,
-                                                          np.dtype(VALUE_DTYPES[values]))
+        encoded, nnz = encode_tensor(tensor, layout, values)
         itemsize = 4 if tensor.is_floating_point() else tensor.element_size()
         dense_bytes += tensor.numel() * itemsize
-        parts = {}
-        for part, array in arrays.items():
-            data = np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<"), copy=False)
-            parts[part] = {"offset": offset, "nbytes": data.nbytes, "dtype": data.dtype.str}
-            chunks.append(data.tobytes())
-            padding = -data.nbytes % _ALIGN
-            chunks.append(b"\x00" * padding)
-            offset += data.nbytes + padding
-        entry = {"name": name, "shape": list(tensor.shape), "layout": chosen, "nnz": nnz,
-                 "dtype": str(tensor.dtype).removeprefix("torch."), "parts": parts}
-        if block_shape is not None:
-            entry["block_shape"] = block_shape
+        for part, array in encoded.parts.items():
+            arrays[f"{name}/{part}"] = np.ascontiguousarray(array)
+        entry = {"name": name, "shape": list(tensor.shape), "layout": encoded.layout, "nnz": nnz,
+                 "dtype": str(tensor.dtype).removeprefix("torch."),
+                 "parts": sorted(encoded.parts), "quantized": "scales" in encoded.parts}
+        if encoded.block_shape is not None:
+            entry["block_shape"] = encoded.block_shape
         entries.append(entry)
-        summaries.append(TensorSummary(name, list(tensor.shape), chosen, nnz,
-                                       sum(p["nbytes"] for p in parts.values())))
-    header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "source": source,
-              "config": config, "alphabet": str(alphabet), "feature_stats": feature_stats,
-              "inference": inference, "values": values, "tensors": entries,
-              "payload_bytes": offset}
-    header_bytes = json.dumps(header).encode("utf-8")
-    body = b"".join([_PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes)), header_bytes, *chunks])
+        summaries.append(TensorSummary(name, list(tensor.shape), encoded.layout, nnz,
+                                       encoded.nbytes))
+    header_json = json.dumps({"source": source, "config": config, "alphabet": str(alphabet),
+                              "feature_stats": feature_stats, "inference": inference,
+                              "values": values, "tensors": entries})
+    metadata = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "header": header_json,
+                "sha256": _checksum(header_json, arrays)}
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(body + hashlib.sha256(body).digest())
+    temporary.write_bytes(safetensors.numpy.save(arrays, metadata=metadata))
     temporary.replace(path)
-    return ExportSummary(path, path.stat().st_size, dense_bytes, summaries)
+    return ExportSummary(path, path.stat().st_size, dense_bytes, summaries, values=values)
 
 
 # ---- reading -------------------------------------------------------------------------------
 
 
+def _sniff(path: Path) -> str | None:
+    """"current" for a safetensors file of this format, "legacy" for a version 1-2 file, else
+    None (missing, unreadable, or another kind of file)."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(8)
+            if start == LEGACY_MAGIC:
+                return "legacy"
+            if len(start) < 8:
+                return None
+            length = int.from_bytes(start, "little")
+            if not 2 <= length <= min(MAX_HEADER_BYTES, path.stat().st_size - 8):
+                return None
+            header = json.loads(handle.read(length))
+    except (OSError, ValueError):
+        return None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return "current" if isinstance(metadata, dict) and metadata.get("format") == FORMAT_NAME \
+        else None
+
+
 def is_export_file(path: str | Path) -> bool:
-    """True when `path` is a file that starts with the export magic (not checked further)."""
-    path = Path(path)
-    if not path.is_file():
-        return False
-    with path.open("rb") as handle:
-        return handle.read(len(MAGIC)) == MAGIC
+    """True when `path` is an export file of this format or of an older version."""
+    return Path(path).is_file() and _sniff(Path(path)) is not None
 
 
-def _read_verified(path: Path) -> tuple[dict[str, Any], memoryview]:
-    """(header, payload) after checking magic, version, lengths and checksum."""
+def _read_verified(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """(header, arrays) after checking format, version and checksum."""
     if not path.is_file():
         raise ExportError(f"{path}: export file not found")
-    data = path.read_bytes()
-    if len(data) < _PREFIX.size or data[: len(MAGIC)] != MAGIC:
-        raise ExportError(f"{path}: not a speechprune export file (no {MAGIC!r} header); "
-                          "create one with `speechprune export <run dir> out=<file>`")
-    _, version, header_length = _PREFIX.unpack_from(data)
-    if version not in READABLE_VERSIONS:
+    kind = _sniff(path)
+    if kind == "legacy":
+        raise ExportError(f"{path}: an export of format version 1 or 2, written by an older "
+                          "speechprune; this version reads version 3 (safetensors): re-export "
+                          "the model from its checkpoint with `speechprune export <run dir> "
+                          "out=<file>`")
+    if kind is None:
+        raise ExportError(f"{path}: not a speechprune export file (or a truncated one); create "
+                          "one with `speechprune export <run dir> out=<file>`")
+    try:
+        with safetensors.safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+    except (safetensors.SafetensorError, OSError, ValueError) as error:
+        raise ExportError(f"{path}: corrupt or truncated export file ({error}); copy it again "
+                          "or re-export it") from None
+    version = metadata.get("version")
+    if version not in {str(v) for v in READABLE_VERSIONS}:
         readable = " and ".join(map(str, READABLE_VERSIONS))
         raise ExportError(f"{path}: export format version {version}, but this speechprune reads "
                           f"version {readable}; re-export the model from its checkpoint with "
                           "this version")
-    body_end = len(data) - _DIGEST_BYTES
-    if _PREFIX.size + header_length > body_end:
-        raise ExportError(f"{path}: truncated export file ({len(data)} bytes, the header alone "
-                          f"needs {_PREFIX.size + header_length + _DIGEST_BYTES}); copy it again")
-    if hashlib.sha256(memoryview(data)[:body_end]).digest() != data[body_end:]:
+    header_json = metadata.get("header", "")
+    if _checksum(header_json, arrays) != metadata.get("sha256"):
         raise ExportError(f"{path}: checksum mismatch, the export file is corrupt or truncated; "
                           "copy it again or re-export it")
     try:
-        header = json.loads(data[_PREFIX.size:_PREFIX.size + header_length].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return json.loads(header_json), arrays
+    except ValueError as error:
         raise ExportError(f"{path}: unreadable export header ({error})") from None
-    if header.get("format") != FORMAT_NAME:
-        raise ExportError(f"{path}: header names format {header.get('format')!r}, "
-                          f"expected {FORMAT_NAME!r}")
-    payload = memoryview(data)[_PREFIX.size + header_length:body_end]
-    if header.get("payload_bytes") != len(payload):
-        raise ExportError(f"{path}: payload holds {len(payload)} bytes but the header says "
-                          f"{header.get('payload_bytes')}; the file is damaged, re-export it")
-    return header, payload
 
 
-def _part(path: Path, name: str, parts: dict[str, Any], key: str, payload: memoryview) -> np.ndarray:
-    try:
-        spec = parts[key]
-        start, nbytes = int(spec["offset"]), int(spec["nbytes"])
-        if start < 0 or start + nbytes > len(payload):
-            raise ValueError(f"bytes {start}..{start + nbytes} outside the payload")
-        return np.frombuffer(payload[start:start + nbytes], dtype=np.dtype(spec["dtype"]))
-    except (KeyError, TypeError, ValueError) as error:
-        raise ExportError(f"{path}: tensor {name!r} part {key!r} is malformed ({error}); "
-                          "re-export the model") from None
-
-
-def _decode_tensor(path: Path, entry: dict[str, Any], payload: memoryview) -> torch.Tensor:
-    name, shape, layout = entry["name"], tuple(entry["shape"]), entry["layout"]
-    parts = entry["parts"]
-    values = _part(path, name, parts, "values", payload)
-    if layout == "dense":
-        array = values.astype(values.dtype.newbyteorder("="))
-        if array.size != int(np.prod(shape)):
-            raise ExportError(f"{path}: tensor {name!r} has {array.size} values for shape {shape}")
-        return torch.from_numpy(array.reshape(shape).copy())
-    rows = shape[0]
-    cols = int(np.prod(shape[1:]))
-    matrix = np.zeros((rows, cols), dtype=np.float32)
+def _decode_sparse(entry: dict[str, Any], parts: dict[str, np.ndarray], rows: int,
+                   cols: int) -> np.ndarray:
+    """The stored (rows, cols) matrix of a csr, bitmask or bsr entry, in its stored dtype."""
+    layout, values = entry["layout"], parts["values"]
+    matrix = np.zeros((rows, cols), dtype=values.dtype)
     if layout == "csr":
-        indptr = _part(path, name, parts, "indptr", payload).astype(np.int64)
-        indices = _part(path, name, parts, "indices", payload).astype(np.int64)
+        indptr, indices = parts["indptr"].astype(np.int64), parts["indices"].astype(np.int64)
         if (indptr.shape != (rows + 1,) or indptr[-1] != values.size or indices.size != values.size
                 or (indices.size and indices.max() >= cols)):
-            raise ExportError(f"{path}: tensor {name!r} has inconsistent CSR arrays; re-export it")
+            raise ValueError("inconsistent CSR arrays")
         matrix[np.repeat(np.arange(rows), np.diff(indptr)), indices] = values
     elif layout == "bitmask":
         try:
-            bits = np.frombuffer(zlib.decompress(_part(path, name, parts, "mask", payload).tobytes()),
-                                 dtype=np.uint8)
+            bits = np.frombuffer(zlib.decompress(parts["mask"].tobytes()), dtype=np.uint8)
         except zlib.error as error:
-            raise ExportError(f"{path}: tensor {name!r} mask does not inflate ({error})") from None
+            raise ValueError(f"mask does not inflate ({error})") from None
         nonzero = np.unpackbits(bits, count=rows * cols).astype(bool).reshape(rows, cols)
         if int(nonzero.sum()) != values.size:
-            raise ExportError(f"{path}: tensor {name!r} mask and values disagree; re-export it")
+            raise ValueError("mask and values disagree")
         matrix[nonzero] = values
     elif layout == "bsr":
-        indptr = _part(path, name, parts, "indptr", payload).astype(np.int64)
-        indices = _part(path, name, parts, "indices", payload).astype(np.int64)
-        try:
-            br, bc = (int(side) for side in entry["block_shape"])
-        except (KeyError, TypeError, ValueError):
-            raise ExportError(f"{path}: tensor {name!r} lacks a valid block_shape; "
-                              "re-export it") from None
+        br, bc = (int(side) for side in entry["block_shape"])
+        indptr, indices = parts["indptr"].astype(np.int64), parts["indices"].astype(np.int64)
         if (br < 1 or bc < 1 or rows % br or cols % bc or indptr.shape != (rows // br + 1,)
                 or indptr[-1] != indices.size or values.size != indices.size * br * bc
                 or (indices.size and indices.max() >= cols // bc)):
-            raise ExportError(f"{path}: tensor {name!r} has inconsistent block-sparse arrays; "
-                              "re-export it")
-        blocks = np.zeros((rows // br, cols // bc, br, bc), dtype=np.float32)
+            raise ValueError("inconsistent block-sparse arrays")
+        blocks = np.zeros((rows // br, cols // bc, br, bc), dtype=values.dtype)
         blocks[np.repeat(np.arange(rows // br), np.diff(indptr)), indices] = \
             values.reshape(-1, br, bc)
         matrix = blocks.transpose(0, 2, 1, 3).reshape(rows, cols)
     else:
-        raise ExportError(f"{path}: tensor {name!r} has unknown layout {layout!r}")
-    return torch.from_numpy(matrix.reshape(shape))
+        raise ValueError(f"unknown layout {layout!r}")
+    return matrix
+
+
+def _decode_tensor(entry: dict[str, Any], arrays: dict[str, np.ndarray]
+                   ) -> tuple[torch.Tensor, tuple[np.ndarray, np.ndarray] | None]:
+    """(the dense float32 tensor, (q, scales) when the entry is quantized)."""
+    name, shape = entry["name"], tuple(entry["shape"])
+    parts = {part: arrays[f"{name}/{part}"] for part in entry["parts"]}
+    if entry["layout"] == "dense" and not entry.get("quantized"):
+        array = parts["values"]
+        if array.size != int(np.prod(shape)):
+            raise ValueError(f"{array.size} values for shape {shape}")
+        return torch.from_numpy(array.reshape(shape).copy()), None
+    rows, cols = shape[0], int(np.prod(shape[1:]))
+    if entry["layout"] == "dense":
+        stored = parts["values"].reshape(rows, cols)
+    else:
+        stored = _decode_sparse(entry, parts, rows, cols)
+    if entry.get("quantized"):
+        scales = parts["scales"].astype(np.float32)
+        if scales.shape != (rows,):
+            raise ValueError(f"{scales.size} scales for {rows} rows")
+        q = np.ascontiguousarray(stored, dtype=np.int8)
+        return torch.from_numpy(dequantize_rows(q, scales).reshape(shape)), (q, scales)
+    return torch.from_numpy(stored.astype(np.float32).reshape(shape)), None
 
 
 def read_export(path: str | Path) -> ExportContents:
     """Read and verify an export file; raises ExportError with the reason and the fix."""
     path = Path(path)
-    header, payload = _read_verified(path)
+    header, arrays = _read_verified(path)
+    state_dict, quantized = {}, {}
+    for entry in header.get("tensors", []):
+        try:
+            state_dict[entry["name"]], q = _decode_tensor(entry, arrays)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ExportError(f"{path}: tensor {entry.get('name')!r} is malformed ({error}); "
+                              "re-export the model") from None
+        if q is not None:
+            quantized[entry["name"]] = q
     try:
-        state_dict = {entry["name"]: _decode_tensor(path, entry, payload)
-                      for entry in header["tensors"]}
         return ExportContents(path, header["config"], str(header["alphabet"]),
                               header["feature_stats"], dict(header["inference"]), state_dict,
-                              str(header.get("source", "")))
+                              str(header.get("source", "")), header.get("values", "fp32"),
+                              quantized)
     except (KeyError, TypeError) as error:
         raise ExportError(f"{path}: export header lacks {error}; re-export the model") from None
 

@@ -1,85 +1,171 @@
-"""Build and load speechprune's C kernels (csrc/permute_ell.c) on first use.
+"""speechprune's C kernels (csrc/), compiled when the package installs, loaded through ctypes.
 
-It needs AVX-512 (vpermi2ps) and a C compiler (`cc`, as `make kenlm` needs too). The shared
-library is compiled once per source version into ~/.cache/speechprune (or $XDG_CACHE_HOME) and
-written atomically, so concurrent processes do not see half a file. Where the CPU lacks AVX-512
-or no compiler works, `permute_ell_functions()` returns None with the reason in
-`unavailable_reason()`, and the loader keeps the numba CSR kernel.
+One extension module, `speechprune.deploy._native`, holds the int8 kernels of every level
+(portable C, AVX2, AVX-512 with VBMI and VNNI: see csrc/int8_kernels.h) and the fp32
+permute-ELL kernel (csrc/permute_ell.c, AVX-512). The level is chosen once per process: the
+best this CPU runs, or the one `SPEECHPRUNE_KERNEL=portable|avx2|avx512` forces (an error when
+the CPU lacks it). Where the module was not built (no C compiler at install time) or
+`SPEECHPRUNE_NO_NATIVE=1` is set, `library()` is None, `unavailable_reason()` says why, and the
+loader runs the numba kernels instead.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
-import hashlib
+import importlib.util
 import os
-import subprocess
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
-import llvmlite.binding
-
-SOURCE = Path(__file__).with_name("csrc") / "permute_ell.c"
+LEVELS = ("portable", "avx2", "avx512")
+LEVEL_ENV = "SPEECHPRUNE_KERNEL"
+CSRC = Path(__file__).with_name("csrc")
+# Bits of sp_cpu_features() (csrc/native_module.c) and what each level needs.
+FEATURES = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vbmi", "avx512vnni")
+LEVEL_FEATURES = {"portable": (), "avx2": ("avx2", "fma"),
+                  "avx512": ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512vbmi",
+                             "avx512vnni")}
 _reason: str | None = None
 
 
-def _cache_dir() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(root) / "speechprune"
-
-
-def cpu_has_avx512() -> bool:
-    features = llvmlite.binding.get_host_cpu_features()
-    return bool(features.get("avx512f", False))
+class KernelLevelError(RuntimeError):
+    """SPEECHPRUNE_KERNEL names a level this machine cannot run; the message says which exist."""
 
 
 def unavailable_reason() -> str | None:
-    """Why the C kernel is not in use (None when it is, or before the first attempt)."""
+    """Why the C kernels are not in use (None when they are, or before the first attempt)."""
     return _reason
 
 
+@functools.lru_cache(maxsize=None)
+def library() -> ctypes.CDLL | None:
+    """The compiled extension as a ctypes library, or None (see `unavailable_reason()`)."""
+    global _reason
+    if os.environ.get("SPEECHPRUNE_NO_NATIVE"):
+        _reason = "disabled by SPEECHPRUNE_NO_NATIVE"
+        return None
+    spec = importlib.util.find_spec("speechprune.deploy._native")
+    if spec is None or not spec.origin:
+        _reason = ("the C kernels were not built when speechprune was installed (no working C "
+                   "compiler?); install a compiler and reinstall (make env)")
+        return None
+    compiled = ctypes.CDLL(spec.origin)
+    _declare(compiled)
+    return compiled
+
+
+def stale_sources() -> list[str]:
+    """C sources newer than the compiled module (an editable checkout whose C changed since the
+    last install: `make env` rebuilds it)."""
+    spec = importlib.util.find_spec("speechprune.deploy._native")
+    if spec is None or not spec.origin or not CSRC.is_dir():
+        return []
+    built = Path(spec.origin).stat().st_mtime
+    return sorted(p.name for p in CSRC.iterdir() if p.stat().st_mtime > built)
+
+
+def _declare(compiled: ctypes.CDLL) -> None:
+    i32, i64, pointer = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+    signatures = {
+        "sp_cpu_features": ([], i32),
+        "sp_cpu_levels": ([], i32),
+        "sp_supports_layout": ([i32, pointer], i32),
+        # (level, matrix, n, x, x_stride, bias, y, y_stride)
+        "sp_linear": ([i32, pointer, i64, pointer, i64, pointer, pointer, i64], i32),
+        # (level, w_hh, cell, bias_hh, projected, projected_stride, steps, reverse, out, out_stride)
+        "sp_run_direction": ([i32, pointer, i32, pointer, pointer, i64, i64, i32, pointer, i64],
+                             i32),
+        # (level, matrix, n, x int8, x_stride, out int32, out_stride)
+        "sp_matmat_int32": ([i32, pointer, i64, pointer, i64, pointer, i64], i32),
+        # fp32 permute-ELL: (first_group, last_group, panels, slot_ptr, offsets, values,
+        # x_padded, out_padded); matmat4 adds the strides between its four columns.
+        "permute_ell_matvec": ([i64, i64, i64, pointer, pointer, pointer, pointer, pointer], None),
+        "permute_ell_matmat4": ([i64, i64, i64, pointer, pointer, pointer, pointer, i64, pointer,
+                                 i64], None),
+    }
+    for name, (argtypes, restype) in signatures.items():
+        function = getattr(compiled, name)
+        function.argtypes, function.restype = argtypes, restype
+
+
+def cpu_features() -> tuple[str, ...]:
+    """The instruction-set features of FEATURES this CPU and OS support (needs the library)."""
+    compiled = library()
+    bits = compiled.sp_cpu_features() if compiled is not None else 0
+    return tuple(name for i, name in enumerate(FEATURES) if bits >> i & 1)
+
+
+def supported_levels() -> tuple[str, ...]:
+    """The int8 levels this machine runs, slowest first ("portable" always, when built)."""
+    compiled = library()
+    if compiled is None:
+        return ()
+    bits = compiled.sp_cpu_levels()
+    return tuple(name for i, name in enumerate(LEVELS) if bits >> i & 1)
+
+
+def missing_features(level: str) -> tuple[str, ...]:
+    have = set(cpu_features())
+    return tuple(f for f in LEVEL_FEATURES[level] if f not in have)
+
+
+def selected_level() -> str | None:
+    """The level int8 products run at: SPEECHPRUNE_KERNEL if set, else the best supported one;
+    None without the library. Raises KernelLevelError for a level that is unknown or that this
+    CPU lacks."""
+    levels = supported_levels()
+    if not levels:
+        return None
+    forced = os.environ.get(LEVEL_ENV, "").strip().lower()
+    if not forced:
+        return levels[-1]
+    if forced not in LEVELS:
+        raise KernelLevelError(f"{LEVEL_ENV}={forced!r} is not a kernel level; use one of "
+                               f"{', '.join(LEVELS)} (this CPU runs {', '.join(levels)})")
+    if forced not in levels:
+        raise KernelLevelError(f"{LEVEL_ENV}={forced} needs {', '.join(missing_features(forced))}"
+                               f", which this CPU lacks; it runs {', '.join(levels)}")
+    return forced
+
+
+def level_number(level: str) -> int:
+    return LEVELS.index(level)
+
+
+def describe_levels() -> str:
+    """One line for logs and test headers: which levels run here and which is selected."""
+    if library() is None:
+        return f"C kernels unavailable: {unavailable_reason()}"
+    try:
+        chosen = selected_level()
+    except KernelLevelError as error:
+        chosen = f"none ({error})"
+    missing = [f"{name} (lacks {', '.join(missing_features(name))})" for name in LEVELS
+               if name not in supported_levels()]
+    line = f"int8 kernel levels: {', '.join(supported_levels())}; selected: {chosen}"
+    return line + (f"; not here: {', '.join(missing)}" if missing else "")
+
+
 class PermuteEllFunctions(NamedTuple):
-    """The compiled kernels as ctypes functions, which numba can call."""
+    """The fp32 permute-ELL kernels as ctypes functions, which numba can call."""
 
     matvec: ctypes._CFuncPtr  # one vector
     matmat4: ctypes._CFuncPtr  # four vectors at once
 
 
+def cpu_has_avx512() -> bool:
+    return "avx512f" in cpu_features()
+
+
 @functools.lru_cache(maxsize=None)
 def permute_ell_functions() -> PermuteEllFunctions | None:
-    """The compiled kernels of csrc/permute_ell.c, or None (see `unavailable_reason()`)."""
+    """The compiled fp32 permute-ELL kernels, or None (see `unavailable_reason()`)."""
     global _reason
-    if os.environ.get("SPEECHPRUNE_NO_NATIVE"):
-        _reason = "disabled by SPEECHPRUNE_NO_NATIVE"
+    compiled = library()
+    if compiled is None:
         return None
     if not cpu_has_avx512():
         _reason = "this CPU has no AVX-512"
         return None
-    source = SOURCE.read_bytes()
-    library = _cache_dir() / f"permute_ell-{hashlib.sha256(source).hexdigest()[:16]}.so"
-    if not library.exists():
-        temporary = None
-        try:
-            library.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(dir=library.parent, suffix=".so", delete=False) as tmp:
-                temporary = Path(tmp.name)
-            subprocess.run(["cc", "-O3", "-shared", "-fPIC", "-o", str(temporary), str(SOURCE)],
-                           check=True, capture_output=True, text=True, timeout=120)
-            temporary.replace(library)
-        except (OSError, subprocess.SubprocessError) as error:
-            if temporary is not None:
-                temporary.unlink(missing_ok=True)
-            detail = getattr(error, "stderr", "") or str(error)
-            _reason = f"compiling {SOURCE.name} into {library.parent} failed: {detail.strip()[:300]}"
-            return None
-    compiled = ctypes.CDLL(str(library))
-    integer, pointer = ctypes.c_int64, ctypes.c_void_p
-    # (first_group, last_group, panels, slot_ptr, offsets, values, x_padded, out_padded), and
-    # matmat4 the strides between its four columns after x_padded and after out_padded.
-    matvec, matmat4 = compiled.permute_ell_matvec, compiled.permute_ell_matmat4
-    matvec.argtypes = [integer, integer, integer, pointer, pointer, pointer, pointer, pointer]
-    matmat4.argtypes = [integer, integer, integer, pointer, pointer, pointer,
-                        pointer, integer, pointer, integer]
-    matvec.restype = matmat4.restype = None
-    return PermuteEllFunctions(matvec, matmat4)
+    return PermuteEllFunctions(compiled.permute_ell_matvec, compiled.permute_ell_matmat4)

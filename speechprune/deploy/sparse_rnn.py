@@ -287,11 +287,13 @@ class SparseRecurrentLayer(nn.Module):
 
 
 class SparseDeepSpeech2(DeepSpeech2):
-    """DeepSpeech2 whose recurrent layers may be SparseRecurrentLayer; same forward contract."""
+    """DeepSpeech2 whose recurrent layers may be SparseRecurrentLayer or Int8RecurrentLayer;
+    same forward contract."""
 
     def _run_rnn(self, rnn: nn.Module, x: torch.Tensor, lengths_cpu: torch.Tensor) -> torch.Tensor:
-        if not isinstance(rnn, SparseRecurrentLayer):
+        if isinstance(rnn, nn.RNNBase):
             return super()._run_rnn(rnn, x, lengths_cpu)
+        # A SparseRecurrentLayer or int8_rnn.Int8RecurrentLayer: forward(x, lengths).
         out = rnn(x, lengths_cpu)
         if self.bidirectional and self.merge == "sum":
             forward_half, backward_half = out.chunk(2, dim=-1)

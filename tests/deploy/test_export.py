@@ -4,15 +4,18 @@ damaged, truncated and incompatible files fail with their message."""
 from __future__ import annotations
 
 import json
-import struct
 
 import numpy as np
 import pytest
+import safetensors
+import safetensors.numpy
 import torch
 
 from speechprune.decoding.recognizer import Recognizer
 from speechprune.deploy.export import (ExportError, export_checkpoint, is_export_file,
                                        read_export)
+from speechprune.deploy import native
+from speechprune.deploy.int8_rnn import Int8Linear, Int8RecurrentLayer
 from speechprune.deploy.loader import load_exported
 from speechprune.deploy.sparse_rnn import SparseRecurrentLayer
 
@@ -83,9 +86,13 @@ def test_block_pruned_model_stores_blocks_and_runs_block_kernels(tmp_path, make_
 
 
 def read_export_header(path) -> dict:
-    raw = path.read_bytes()
-    header_length = struct.unpack_from("<Q", raw, 12)[0]
-    return json.loads(raw[20:20 + header_length])
+    with safetensors.safe_open(str(path), framework="numpy") as handle:
+        return json.loads(handle.metadata()["header"])
+
+
+def stored_arrays(path) -> dict[str, np.ndarray]:
+    with safetensors.safe_open(str(path), framework="numpy") as handle:
+        return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
 def test_loading_logs_which_kernel_each_layer_runs(tmp_path, make_checkpoint, caplog):
@@ -112,43 +119,48 @@ def test_fp16_values_stay_within_a_stated_tolerance_and_shrink_the_file(
     assert (a[0] - b[0]).abs().max() < 5e-2
 
 
+@pytest.mark.parametrize("values", ["fp32", "int8"])
 @pytest.mark.parametrize("layout", ["csr", "bitmask", "bsr"])
 def test_file_size_is_the_framing_plus_the_bytes_the_nonzeros_need(
-        tmp_path, layout, make_checkpoint):
+        tmp_path, layout, values, make_checkpoint):
     block_shape = (4, 4) if layout == "bsr" else (1, 1)
     checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", False, sparsity=0.9,
                                  block_shape=block_shape)
     state = torch.load(checkpoint, weights_only=True)["model"]
-    summary = export_checkpoint(checkpoint, tmp_path / "model.spx", layout=layout)
-    raw = (tmp_path / "model.spx").read_bytes()
-    header_length = struct.unpack_from("<Q", raw, 12)[0]
-    payload_bytes = summary.file_bytes - 20 - header_length - 32
-    expected = 0
+    summary = export_checkpoint(checkpoint, tmp_path / "model.spx", layout=layout, values=values)
+    arrays = stored_arrays(tmp_path / "model.spx")
+    header = read_export_header(tmp_path / "model.spx")
+    value_bytes = 1 if values == "int8" else 4
     for name, tensor in state.items():
-        nnz = int(torch.count_nonzero(tensor))
-        if tensor.dim() >= 2:
-            rows, cols = tensor.shape[0], tensor[0].numel()
-            values = nnz * 4
-            if layout == "csr":
-                index_size = 1 if cols <= 256 else 2
-                part_sizes = [values, nnz * index_size, (rows + 1) * 4]
-            elif layout == "bsr":
-                entry = next(e for e in read_export_header(tmp_path / "model.spx")["tensors"]
-                             if e["name"] == name)
-                br, bc = entry["block_shape"]
-                padded = torch.nn.functional.pad(tensor.reshape(rows, cols) != 0,
-                                                 (0, -cols % bc, 0, -rows % br))
-                blocks = int(padded.reshape(-1, br, padded.shape[1] // bc, bc)
-                             .any(dim=3).any(dim=1).sum())
-                part_sizes = [blocks * br * bc * 4, blocks * 1, (rows // br + 1) * 4]
-            else:
-                mask = next(t for t in summary.tensors if t.name == name).stored_bytes - values
-                assert mask <= (rows * cols + 7) // 8 + 64  # deflated bits: at most ~1 bit each
-                part_sizes = [values, mask]
+        entry = next(e for e in header["tensors"] if e["name"] == name)
+        stored = {part: arrays[f"{name}/{part}"].nbytes for part in entry["parts"]}
+        if tensor.dim() < 2:
+            assert stored == {"values": tensor.numel() * tensor.element_size()}
+            continue
+        rows, cols = tensor.shape[0], tensor[0].numel()
+        nnz = entry["nnz"]  # int8 may round a tiny weight to zero: nnz counts what is stored
+        assert nnz <= int(torch.count_nonzero(tensor))
+        expected = {"values": nnz * value_bytes}
+        if values == "int8":
+            expected["scales"] = rows * 4  # one float32 scale per output row
+        if layout == "csr":
+            expected.update(indices=nnz * (1 if cols <= 256 else 2), indptr=(rows + 1) * 4)
+        elif layout == "bsr":
+            br, bc = entry["block_shape"]
+            padded = torch.nn.functional.pad(tensor.reshape(rows, cols) != 0,
+                                             (0, -cols % bc, 0, -rows % br))
+            blocks = int(padded.reshape(-1, br, padded.shape[1] // bc, bc)
+                         .any(dim=3).any(dim=1).sum())
+            expected.update(values=blocks * br * bc * value_bytes, indices=blocks * 1,
+                            indptr=(rows // br + 1) * 4)
         else:
-            part_sizes = [tensor.numel() * tensor.element_size()]
-        expected += sum(size + (-size % 8) for size in part_sizes)
-    assert payload_bytes == expected
+            assert stored["mask"] <= (rows * cols + 7) // 8 + 64  # deflated: at most ~1 bit each
+            expected["mask"] = stored["mask"]
+        assert stored == expected, name
+    # The file is the safetensors header (the metadata inside) plus exactly these arrays.
+    with (tmp_path / "model.spx").open("rb") as handle:
+        header_bytes = 8 + int.from_bytes(handle.read(8), "little")
+    assert summary.file_bytes == header_bytes + sum(a.nbytes for a in arrays.values())
 
 
 def test_ninety_percent_sparse_recurrent_matrices_store_over_eight_times_smaller(
@@ -195,11 +207,28 @@ def test_flipped_byte_fails_the_checksum(export_file):
 
 
 def test_file_of_another_format_version_names_both_versions(export_file):
-    data = bytearray(export_file.read_bytes())
-    struct.pack_into("<I", data, 8, 99)
-    export_file.write_bytes(bytes(data))
-    with pytest.raises(ExportError, match="version 99.*reads version 1 and 2"):
+    with safetensors.safe_open(str(export_file), framework="numpy") as handle:
+        metadata = handle.metadata()
+    arrays = stored_arrays(export_file)
+    export_file.write_bytes(safetensors.numpy.save(arrays, metadata={**metadata, "version": "99"}))
+    with pytest.raises(ExportError, match="version 99.*reads version 3"):
         read_export(export_file)
+
+
+def test_file_of_the_container_before_safetensors_asks_for_a_re_export(tmp_path):
+    old = tmp_path / "model.spx"
+    old.write_bytes(b"SPRNEXP\x00" + (2).to_bytes(4, "little") + bytes(100))
+    assert is_export_file(old)
+    with pytest.raises(ExportError, match="format version 1 or 2.*re-export the model"):
+        load_exported(old)
+
+
+def test_safetensors_file_of_another_program_is_not_an_export(tmp_path):
+    other = tmp_path / "weights.safetensors"
+    other.write_bytes(safetensors.numpy.save({"w": np.zeros(3, np.float32)}, metadata={"a": "b"}))
+    assert not is_export_file(other)
+    with pytest.raises(ExportError, match="not a speechprune export file"):
+        read_export(other)
 
 
 def test_checkpoint_is_not_mistaken_for_an_export(tmp_path, export_file):
@@ -209,3 +238,102 @@ def test_checkpoint_is_not_mistaken_for_an_export(tmp_path, export_file):
     assert not is_export_file(tmp_path / "missing.spx")
     with pytest.raises(ExportError, match="not a speechprune export file"):
         read_export(checkpoint)
+
+
+# ---- int8 exports --------------------------------------------------------------------------
+
+needs_int8_kernels = pytest.mark.skipif(
+    not native.supported_levels(), reason=f"C kernels not built: {native.unavailable_reason()}")
+
+
+@needs_int8_kernels
+@pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_int8_export_runs_every_layer_on_int8_kernels_close_to_the_float_model(
+        tmp_path, rnn_type, bidirectional, make_checkpoint):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", rnn_type, bidirectional, sparsity=0.9)
+    export_checkpoint(checkpoint, tmp_path / "model.spx", values="int8")
+    exported = load_exported(tmp_path / "model.spx", CPU)
+    assert all(isinstance(rnn, Int8RecurrentLayer) for rnn in exported.model.rnns)
+    assert isinstance(exported.model.fc.output, Int8Linear)
+    assert all(" int8 " in line for line in exported.kernels), exported.kernels
+    reference = Recognizer.from_checkpoint(checkpoint, CPU)
+    features, lengths = random_features(exported.features.num_features)
+    with torch.no_grad():
+        expected, expected_lengths = reference.model(features, lengths)
+        actual, actual_lengths = exported.model(features, lengths)
+    torch.testing.assert_close(actual_lengths, expected_lengths)
+    for b, length in enumerate(expected_lengths.tolist()):
+        difference = (actual[b, :length] - expected[b, :length]).abs()
+        # log-probabilities of a random 2-layer model move by a few hundredths under int8
+        assert difference.max() < 0.1 and difference.mean() < 0.02, (b, difference.max())
+        assert (actual[b, length:] == actual[b, length:]).all()  # padding frames are finite
+
+
+@needs_int8_kernels
+def test_int8_export_gives_the_same_outputs_at_every_kernel_level(tmp_path, make_checkpoint,
+                                                                  monkeypatch):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
+    export_checkpoint(checkpoint, tmp_path / "model.spx", values="int8")
+    features, lengths = random_features(161)
+    outputs = {}
+    for level in native.supported_levels():
+        monkeypatch.setenv(native.LEVEL_ENV, level)
+        exported = load_exported(tmp_path / "model.spx", CPU)
+        assert all(line.endswith("zeros)") and level in line
+                   for line in exported.kernels if line.startswith("rnns."))
+        with torch.no_grad():
+            outputs[level] = exported.model(features, lengths)[0]
+    for level, output in outputs.items():
+        torch.testing.assert_close(output, outputs["portable"], rtol=0, atol=0, msg=level)
+
+
+@needs_int8_kernels
+@pytest.mark.parametrize("block_shape", [(1, 1), (4, 4)])
+def test_int8_export_of_a_ninety_percent_sparse_model_is_small_and_runs_its_sparse_layout(
+        tmp_path, make_checkpoint, block_shape):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9,
+                                 block_shape=block_shape)
+    full = export_checkpoint(checkpoint, tmp_path / "fp32.spx")
+    quantized = export_checkpoint(checkpoint, tmp_path / "int8.spx", values="int8")
+    pruned = [t for t in quantized.tensors if t.name.startswith("rnns.") and "weight" in t.name]
+    dense_bytes = sum(4 * int(np.prod(t.shape)) for t in pruned)
+    scale_bytes = sum(4 * t.shape[0] for t in pruned)
+    # Past one float32 scale per row (large at hidden 40: 30% of the bytes), one byte per value
+    # and a deflated bitmask (~0.6 bytes per non-zero) or one index per 4x4 block.
+    assert dense_bytes / (sum(t.stored_bytes for t in pruned) - scale_bytes) > \
+        (20 if block_shape == (1, 1) else 30)
+    assert quantized.file_bytes < full.file_bytes  # the header (config, ~15 KB) is the same
+    assert "int8 values" in quantized.describe()
+    exported = load_exported(tmp_path / "int8.spx", CPU)
+    sparse_kind = "unstructured" if block_shape == (1, 1) else "blocks"
+    assert all(f"int8 {sparse_kind}" in line or "int8 dense" in line
+               for line in exported.kernels if line.startswith("rnns."))
+
+
+@needs_int8_kernels
+def test_damaged_int8_export_is_refused(tmp_path, make_checkpoint):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
+    export_checkpoint(checkpoint, tmp_path / "model.spx", values="int8")
+    data = bytearray((tmp_path / "model.spx").read_bytes())
+    data[-100] ^= 0x01  # one int8 weight or scale off by one bit
+    (tmp_path / "model.spx").write_bytes(bytes(data))
+    with pytest.raises(ExportError, match="checksum mismatch"):
+        load_exported(tmp_path / "model.spx", CPU)
+    (tmp_path / "model.spx").write_bytes(bytes(data[:-1000]))
+    with pytest.raises(ExportError, match="corrupt or truncated"):
+        load_exported(tmp_path / "model.spx", CPU)
+
+
+def test_int8_export_without_the_c_kernels_runs_the_dequantized_weights(
+        tmp_path, make_checkpoint, monkeypatch):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
+    export_checkpoint(checkpoint, tmp_path / "model.spx", values="int8")
+    contents = read_export(tmp_path / "model.spx")
+    monkeypatch.setattr(native, "selected_level", lambda: None)
+    exported = load_exported(tmp_path / "model.spx", CPU)
+    assert all(isinstance(rnn, SparseRecurrentLayer) for rnn in exported.model.rnns)
+    name = "rnns.0.weight_hh_l0"
+    q, scales = contents.quantized[name]
+    torch.testing.assert_close(contents.state_dict[name],
+                               torch.from_numpy(q.astype(np.float32) * scales[:, None]))

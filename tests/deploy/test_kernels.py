@@ -152,18 +152,3 @@ def test_unstructured_matrices_take_permute_ell_where_it_runs_else_csr(monkeypat
     assert isinstance(block_kernels.sparse_from_dense(matrix), expected)
     monkeypatch.setattr(block_kernels, "permute_ell_available", lambda: False)
     assert isinstance(block_kernels.sparse_from_dense(matrix), CsrMatrix)
-
-
-def test_native_kernel_says_why_it_is_unavailable(monkeypatch, tmp_path):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    monkeypatch.setattr(native, "_reason", native.unavailable_reason())  # restored afterwards
-    monkeypatch.setattr(native, "cpu_has_avx512", lambda: False)
-    assert native.permute_ell_functions.__wrapped__() is None
-    assert native.unavailable_reason() == "this CPU has no AVX-512"
-    monkeypatch.setattr(native, "cpu_has_avx512", lambda: True)
-    broken = tmp_path / "broken.c"
-    broken.write_text("this is not C\n")
-    monkeypatch.setattr(native, "SOURCE", broken)
-    assert native.permute_ell_functions.__wrapped__() is None
-    assert "compiling broken.c into" in native.unavailable_reason()
-    assert not list((tmp_path / "speechprune").glob("*.so"))  # no half-written library left

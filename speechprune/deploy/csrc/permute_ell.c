@@ -15,9 +15,11 @@
  * once and used for all four, so a batch streams the matrix a quarter as often as four matvecs
  * (the matrix's stream, not the arithmetic, bounds the one-vector kernel at batch 16).
  */
-#include <immintrin.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
 
 __attribute__((target("avx512f")))
 void permute_ell_matvec(int64_t first_group, int64_t last_group, int64_t panels,
@@ -89,3 +91,4 @@ void permute_ell_matmat4(int64_t first_group, int64_t last_group, int64_t panels
         _mm512_storeu_ps(out_padded + 3 * out_stride + 16 * g, acc3);
     }
 }
+#endif

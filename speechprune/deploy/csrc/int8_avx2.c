@@ -1,0 +1,225 @@
+/* The AVX2 level (AVX2 + FMA: Intel Haswell and later, AMD Zen and later). Layouts: SP_ELL with
+ * 8-row x 32-column cells for unstructured sparsity, SP_QUADS for blocks and dense matrices.
+ *
+ * Products use vpmaddubsw (unsigned x signed bytes -> pairs summed into int16) and vpmaddwd
+ * with ones (-> int32). To keep vpmaddubsw's pair sums from saturating, the sign of x moves
+ * into the weight (vpsignb) and |x| <= 127 is the unsigned operand: a pair sums to at most
+ * 2 * 127 * 127 = 32258 < 32767, so the result is exact.
+ * On a CPU that is not x86-64 this file compiles to nothing. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "int8_kernels.h"
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#elif defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+
+#define SP_LEVEL avx2
+#define ELL_ROWS 8
+#define ELL_COLUMNS 32
+
+int sp_supports_layout_avx2(const sp_int8_matrix *m) {
+    if (m->layout == SP_ELL) return m->group_rows == ELL_ROWS && m->panel_cols == ELL_COLUMNS;
+    return m->layout == SP_QUADS &&
+           (m->group_rows == 4 || m->group_rows == 8 || m->group_rows == 16);
+}
+
+/* The products take int8 x as it is. */
+void sp_prepare_input_avx2(int8_t *x, int64_t n) { (void)x; (void)n; }
+
+/* acc (8 x int32) += for each lane the sum of its four byte products x * w. */
+static inline __m256i dot4(__m256i acc, __m256i x, __m256i w) {
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+}
+
+static inline __m128i dot4_128(__m128i acc, __m128i x, __m128i w) {
+    const __m128i pairs = _mm_maddubs_epi16(_mm_abs_epi8(x), _mm_sign_epi8(w, x));
+    return _mm_add_epi32(acc, _mm_madd_epi16(pairs, _mm_set1_epi16(1)));
+}
+
+static inline int32_t load_quad(const int8_t *x) {
+    int32_t v;
+    memcpy(&v, x, sizeof v);
+    return v;
+}
+
+/* ---- SP_ELL: each step looks its 32 x bytes up in the panel's two 16-byte tables ---------- */
+
+static inline __m256i ell_lookup(__m256i low, __m256i high, __m256i offsets) {
+    /* Offsets with bit 7 set select from `high`: vpshufb gives 0 for them in the first lookup,
+     * and flipping bit 7 gives 0 for the others in the second. */
+    const __m256i flip = _mm256_set1_epi8((char)0x80);
+    return _mm256_or_si256(_mm256_shuffle_epi8(low, offsets),
+                           _mm256_shuffle_epi8(high, _mm256_xor_si256(offsets, flip)));
+}
+
+/* `columns` vectors (1 or 2) at once: each step's offsets and weights are read once for all. */
+static inline void ell_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
+                               int64_t x_stride, int32_t *out, int64_t out_stride) {
+    const int64_t panels = m->panels;
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256(), _mm256_setzero_si256()};
+        const uint32_t *cells = m->ptr + g * panels;
+        for (int64_t p = 0; p < panels; p++) {
+            uint32_t s = cells[p];
+            const uint32_t end = cells[p + 1];
+            if (s == end) continue;
+            __m256i low[2], high[2];
+            for (int c = 0; c < columns; c++) {
+                const int8_t *panel = x + c * x_stride + ELL_COLUMNS * p;
+                low[c] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)panel));
+                high[c] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(panel + 16)));
+            }
+            if (columns == 1) {
+                /* Two chains of products for one vector, so consecutive steps overlap. */
+                for (; s + 1 < end; s += 2) {
+                    const __m256i o0 = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * (size_t)s));
+                    const __m256i o1 = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * (size_t)s + 32));
+                    const __m256i w0 = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)s));
+                    const __m256i w1 = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)s + 32));
+                    acc[0] = dot4(acc[0], ell_lookup(low[0], high[0], o0), w0);
+                    acc[2] = dot4(acc[2], ell_lookup(low[0], high[0], o1), w1);
+                }
+            }
+            for (; s < end; s++) {
+                const __m256i o = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * (size_t)s));
+                const __m256i w = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)s));
+                for (int c = 0; c < columns; c++) acc[c] = dot4(acc[c], ell_lookup(low[c], high[c], o), w);
+            }
+        }
+        if (columns == 1) acc[0] = _mm256_add_epi32(acc[0], acc[2]);
+        for (int c = 0; c < columns; c++)
+            _mm256_storeu_si256((__m256i *)(out + c * out_stride + ELL_ROWS * g), acc[c]);
+    }
+}
+
+/* ---- SP_QUADS: each quad is 4 columns of 4, 8 or 16 rows; x's 4 bytes are broadcast -------- */
+
+static inline void quads8_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
+                                  int64_t x_stride, int32_t *out, int64_t out_stride) {
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256(), _mm256_setzero_si256()};
+        uint32_t quad = m->ptr[g];
+        const uint32_t end = m->ptr[g + 1];
+        if (columns == 1) {
+            for (; quad + 1 < end; quad += 2) {
+                const __m256i w0 = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)quad));
+                const __m256i w1 = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)quad + 32));
+                acc[0] = dot4(acc[0], _mm256_set1_epi32(load_quad(x + 4 * m->columns[quad])), w0);
+                acc[1] = dot4(acc[1], _mm256_set1_epi32(load_quad(x + 4 * m->columns[quad + 1])), w1);
+            }
+        }
+        for (; quad < end; quad++) {
+            const __m256i w = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)quad));
+            const int64_t column = 4 * (int64_t)m->columns[quad];
+            for (int c = 0; c < columns; c++)
+                acc[c] = dot4(acc[c], _mm256_set1_epi32(load_quad(x + c * x_stride + column)), w);
+        }
+        if (columns == 1) acc[0] = _mm256_add_epi32(acc[0], acc[1]);
+        for (int c = 0; c < columns; c++)
+            _mm256_storeu_si256((__m256i *)(out + c * out_stride + 8 * g), acc[c]);
+    }
+}
+
+static inline void quads16_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
+                                   int64_t x_stride, int32_t *out, int64_t out_stride) {
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m256i top[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                          _mm256_setzero_si256(), _mm256_setzero_si256()};
+        __m256i bottom[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
+                             _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (uint32_t quad = m->ptr[g]; quad < m->ptr[g + 1]; quad++) {
+            const __m256i w0 = _mm256_loadu_si256((const __m256i *)(m->values + 64 * (size_t)quad));
+            const __m256i w1 = _mm256_loadu_si256((const __m256i *)(m->values + 64 * (size_t)quad + 32));
+            const int64_t column = 4 * (int64_t)m->columns[quad];
+            for (int c = 0; c < columns; c++) {
+                const __m256i xv = _mm256_set1_epi32(load_quad(x + c * x_stride + column));
+                top[c] = dot4(top[c], xv, w0);
+                bottom[c] = dot4(bottom[c], xv, w1);
+            }
+        }
+        for (int c = 0; c < columns; c++) {
+            _mm256_storeu_si256((__m256i *)(out + c * out_stride + 16 * g), top[c]);
+            _mm256_storeu_si256((__m256i *)(out + c * out_stride + 16 * g + 8), bottom[c]);
+        }
+    }
+}
+
+static inline void quads4_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
+                                  int64_t x_stride, int32_t *out, int64_t out_stride) {
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m128i acc[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(),
+                          _mm_setzero_si128()};
+        uint32_t quad = m->ptr[g];
+        const uint32_t end = m->ptr[g + 1];
+        if (columns == 1) {
+            for (; quad + 1 < end; quad += 2) {
+                const __m128i w0 = _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad));
+                const __m128i w1 = _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad + 16));
+                acc[0] = dot4_128(acc[0], _mm_set1_epi32(load_quad(x + 4 * m->columns[quad])), w0);
+                acc[1] = dot4_128(acc[1], _mm_set1_epi32(load_quad(x + 4 * m->columns[quad + 1])), w1);
+            }
+        }
+        for (; quad < end; quad++) {
+            const __m128i w = _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad));
+            const int64_t column = 4 * (int64_t)m->columns[quad];
+            for (int c = 0; c < columns; c++)
+                acc[c] = dot4_128(acc[c], _mm_set1_epi32(load_quad(x + c * x_stride + column)), w);
+        }
+        if (columns == 1) acc[0] = _mm_add_epi32(acc[0], acc[1]);
+        for (int c = 0; c < columns; c++)
+            _mm_storeu_si128((__m128i *)(out + c * out_stride + 4 * g), acc[c]);
+    }
+}
+
+/* `columns` (1 .. 4) vectors at once with the matrix's layout. */
+static inline void product_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
+                                   int64_t x_stride, int32_t *out, int64_t out_stride) {
+    if (m->layout == SP_ELL) {
+        ell_columns(m, columns, x, x_stride, out, out_stride);
+    } else if (m->group_rows == 16) {
+        quads16_columns(m, columns, x, x_stride, out, out_stride);
+    } else if (m->group_rows == 8) {
+        quads8_columns(m, columns, x, x_stride, out, out_stride);
+    } else {
+        quads4_columns(m, columns, x, x_stride, out, out_stride);
+    }
+}
+
+void sp_matvec_avx2(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
+    product_columns(m, 1, x, 0, out, 0);
+}
+
+void sp_matmat_avx2(const sp_int8_matrix *m, int64_t n, const int8_t *x, int64_t x_stride,
+                    int32_t *out, int64_t out_stride) {
+    /* ELL keeps two vectors' tables (4 registers) next to its lookups; quads take four. */
+    const int64_t width = m->layout == SP_ELL ? 2 : 4;
+    int64_t j = 0;
+    for (; j + width <= n; j += width) {
+        if (width == 2)
+            product_columns(m, 2, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
+        else
+            product_columns(m, 4, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
+    }
+    for (; j < n; j++) product_columns(m, 1, x + j * x_stride, 0, out + j * out_stride, 0);
+}
+
+#include "int8_layer.h"
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#elif defined(__GNUC__)
+#pragma GCC pop_options
+#endif
+#endif
