@@ -389,7 +389,11 @@ class ExportConfig:
     # Pruned matrices: "auto" (per tensor the smallest of dense, csr, bitmask, bsr), "csr",
     # "bitmask" or "bsr" (block-sparse rows, for pruning=block).
     layout: str = "auto"
-    # Non-zero values of sparse tensors: "fp32" or "fp16" (halves their bytes; ~1e-3 relative error).
+    # "speechprune" (the compact sparse format that `transcribe` and `evaluate` run) or "onnx"
+    # (the dense-stored model for other runtimes; `layout` and `values` do not apply).
+    format: str = "speechprune"
+    # Weights: "fp32"; "fp16" (the non-zeros of sparse tensors; ~1e-3 relative error); "int8"
+    # (every weight matrix, one scale per output row; runs on the int8 kernels).
     values: str = "fp32"
     # Recurrent layers with at least this share of zero hidden-to-hidden weights run the sparse
     # kernels when the export is loaded; denser ones run torch's dense kernels.

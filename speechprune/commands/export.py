@@ -1,7 +1,9 @@
-"""`speechprune export <run dir or checkpoint> out=<file> [values=fp16] [layout=auto]`.
+"""`speechprune export <run dir or checkpoint> out=<file> [values=int8|fp16] [layout=auto]
+[format=onnx]`.
 
-Writes the compact deployable model (speechprune/deploy/export.py) and prints its size against
-the dense float32 model and the checkpoint file."""
+Writes the compact deployable model (speechprune/deploy/export.py), or with format=onnx the
+dense-stored ONNX graph (speechprune/deploy/onnx_export.py), and prints its size against the
+dense float32 model and the checkpoint file."""
 
 from __future__ import annotations
 
@@ -23,9 +25,17 @@ def run(cfg: DictConfig) -> None:
     from speechprune.training.data_setup import absolute
 
     with one_line_errors("export", ExportError, CheckpointError):
-        summary = export_checkpoint(absolute(cfg.source), absolute(cfg.out), layout=cfg.layout,
-                                    values=cfg["values"], sparse_min_sparsity=cfg.sparse_min_sparsity,
-                                    which=cfg.which)
+        if cfg.format == "onnx":
+            from speechprune.deploy.onnx_export import export_onnx
+
+            summary = export_onnx(absolute(cfg.source), absolute(cfg.out), which=cfg.which)
+        elif cfg.format == "speechprune":
+            summary = export_checkpoint(absolute(cfg.source), absolute(cfg.out),
+                                        layout=cfg.layout, values=cfg["values"],
+                                        sparse_min_sparsity=cfg.sparse_min_sparsity,
+                                        which=cfg.which)
+        else:
+            raise ExportError(f"format must be 'speechprune' or 'onnx', got {cfg.format!r}")
     print(summary.describe())
 
 

@@ -78,6 +78,7 @@ class ExportSummary:
     tensors: list[TensorSummary] = field(default_factory=list)
     checkpoint_bytes: int = 0  # the source checkpoint file (optimizer state included), if any
     values: str = "fp32"
+    container: str = "speechprune"  # or "onnx" (onnx_export.py): every tensor stored dense
 
     @property
     def sparse_tensors(self) -> list[TensorSummary]:
@@ -96,15 +97,22 @@ class ExportSummary:
 
     def describe(self) -> str:
         """Lines for the export command: sizes against the dense model and the checkpoint."""
-        lines = [f"{self.path}: {self.file_bytes:,} bytes, {self.values} values, "
-                 f"{len(self.sparse_tensors)} of {len(self.tensors)} tensors stored sparse "
-                 f"({self.sparsity:.1%} zeros in them)",
+        stored = (f"{len(self.sparse_tensors)} of {len(self.tensors)} tensors stored sparse "
+                  f"({self.sparsity:.1%} zeros in them)" if self.container != "onnx"
+                  else "ONNX")
+        lines = [f"{self.path}: {self.file_bytes:,} bytes, {self.values} values, {stored}",
                  f"  dense float32 model: {self.dense_fp32_bytes:,} bytes -> "
                  f"{self.compression:.2f}x smaller"]
         if self.checkpoint_bytes:
             lines.append(f"  checkpoint file: {self.checkpoint_bytes:,} bytes -> "
                          f"{self.checkpoint_bytes / max(self.file_bytes, 1):.2f}x smaller")
-        if not self.sparse_tensors:
+        if self.container == "onnx":
+            zeros = 1.0 - sum(t.nnz for t in self.tensors) / max(sum(int(np.prod(t.shape))
+                                                                     for t in self.tensors), 1)
+            lines.append(f"  ONNX stores every tensor dense ({zeros:.1%} of the model's weights "
+                         "are zeros): as large and as fast as the dense model; the sparse and "
+                         "int8 savings need speechprune's own format (omit format=onnx)")
+        elif not self.sparse_tensors:
             saving = ("only the 8-bit values save space" if self.values == "int8"
                       else "this export saves nothing over the dense model")
             lines.append(f"  no tensor is sparse enough to store compactly: {saving} (prune it "

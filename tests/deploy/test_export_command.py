@@ -28,3 +28,17 @@ def test_export_command_names_a_missing_source(tmp_path):
     result = run_export(str(tmp_path / "nowhere"), f"out={tmp_path / 'model.spx'}")
     assert result.returncode != 0
     assert "no such checkpoint file or run directory" in result.stderr
+
+
+def test_export_command_writes_int8_and_onnx_files(tmp_path, make_checkpoint):
+    checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
+    int8 = run_export(str(checkpoint), f"out={tmp_path / 'model.spx'}", "values=int8")
+    assert int8.returncode == 0, int8.stderr
+    assert "int8 values" in int8.stdout
+    onnx = run_export(str(checkpoint), f"out={tmp_path / 'model.onnx'}", "format=onnx")
+    assert onnx.returncode == 0, onnx.stderr
+    assert "ONNX stores every tensor dense" in onnx.stdout and (tmp_path / "model.onnx").is_file()
+    wrong = run_export(str(checkpoint), f"out={tmp_path / 'x'}", "format=tflite")
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip().splitlines()[-1] == (
+        "speechprune export: format must be 'speechprune' or 'onnx', got 'tflite'")
