@@ -14,6 +14,7 @@ from speechprune.data.features import FeatureExtractor, FeatureStats
 from speechprune.data.text import Alphabet
 from speechprune.deploy import native
 from speechprune.deploy.export import ExportContents, ExportError, is_export_file, read_export
+from speechprune.deploy.int8_conv import Int8ConvFrontEnd, quantized_engine_available
 from speechprune.deploy.int8_rnn import Int8Linear, Int8RecurrentLayer
 from speechprune.deploy.sparse_rnn import (SparseDeepSpeech2, sparsify_recurrent_layers,
                                            unsupported_reason)
@@ -51,6 +52,11 @@ def int8_layers(model: SparseDeepSpeech2, contents: ExportContents, level: str,
     int8 versions on the C kernels, with the weights as the export stored them. Returns one line
     per layer saying which kernels it runs."""
     kernels = []
+    if quantized_engine_available():
+        weights = {name.removeprefix("conv."): q for name, q in contents.quantized.items()
+                   if name.startswith("conv.convs.")}
+        model.conv = Int8ConvFrontEnd(model.conv, weights, model.relu_clip)
+        kernels.append(f"conv: {model.conv.extra_repr()}")
     for i, rnn in enumerate(model.rnns):
         if unsupported_reason(rnn):
             kernels.append(f"rnns.{i}: dense torch, dequantized ({unsupported_reason(rnn)})")
