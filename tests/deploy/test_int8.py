@@ -44,12 +44,13 @@ SPARSITIES = [0.0, 0.5, 0.9, 0.97, 1.0]
 @pytest.mark.parametrize("sparsity", SPARSITIES)
 @pytest.mark.parametrize("level", LEVELS)
 def test_integer_products_are_exact(level, sparsity, structure):
-    """One vector (the recurrent kernel), and 3, 4 and 9 (the batch kernel, four at a time,
-    and its leftovers), over shapes that do and do not fill whole cells and quads."""
+    """One vector (the recurrent kernel), 3, 4 and 9 (the batch kernel, four at a time, and its
+    leftovers), 17 and 35 (quads: 8 or 16 vectors in the lanes, then leftovers), over shapes
+    that do and do not fill whole cells and quads."""
     for shape in SHAPES:
         q, scales = int8.quantize_rows(pruned(*shape, sparsity, seed=sum(shape)))
         matrix = int8.pack(q, scales, level, structure)
-        for columns in (1, 3, 4, 9):
+        for columns in (1, 3, 4, 9, 17, 35):
             x = np.random.default_rng(columns).integers(-127, 128, size=(columns, shape[1]),
                                                         dtype=np.int8)
             np.testing.assert_array_equal(int8.integer_product(matrix, x),
@@ -65,7 +66,7 @@ def test_block_products_are_exact_and_store_only_the_kept_blocks(level, block_sh
     assert matrix.group_rows == min(block_shape[0], 16)
     kept_quads = (q.reshape(96 // matrix.group_rows, matrix.group_rows, 40, 4) != 0).any(axis=(1, 3))
     assert matrix.arrays["values"].size == kept_quads.sum() * matrix.group_rows * 4
-    for columns in (1, 4, 6):
+    for columns in (1, 4, 6, 16, 21):
         x = np.random.default_rng(columns).integers(-127, 128, size=(columns, 160), dtype=np.int8)
         np.testing.assert_array_equal(int8.integer_product(matrix, x),
                                       x.astype(np.int64) @ q.astype(np.int64).T)

@@ -201,11 +201,81 @@ void sp_matvec_avx2(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
     product_columns(m, 1, x, 0, out, 0);
 }
 
+/* ---- SP_QUADS, 8 vectors at a time: the vectors in the lanes (as int8_avx512.c, 8 wide) --- */
+
+#define TILE 8
+
+static void transpose_tile(const int8_t *x, int64_t x_stride, int64_t quad_cols, int8_t *tile) {
+    const __m256i strides = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0),
+                                               _mm256_set1_epi32((int32_t)x_stride));
+    for (int64_t c = 0; c < quad_cols; c++)
+        _mm256_storeu_si256((__m256i *)(tile + 32 * c),
+                            _mm256_i32gather_epi32((const int *)(x + 4 * c), strides, 1));
+}
+
+/* Rows r0 .. r0 + 3 of 8 vectors into out + v * out_stride + r0. */
+static inline void store_rows4(__m256i a0, __m256i a1, __m256i a2, __m256i a3, int32_t *out,
+                               int64_t out_stride) {
+    const __m256i t0 = _mm256_unpacklo_epi32(a0, a1), t1 = _mm256_unpackhi_epi32(a0, a1);
+    const __m256i t2 = _mm256_unpacklo_epi32(a2, a3), t3 = _mm256_unpackhi_epi32(a2, a3);
+    const __m256i v0 = _mm256_unpacklo_epi64(t0, t2), v1 = _mm256_unpackhi_epi64(t0, t2);
+    const __m256i v2 = _mm256_unpacklo_epi64(t1, t3), v3 = _mm256_unpackhi_epi64(t1, t3);
+#define STORE_LANE(j)                                                                          \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 0) * out_stride), _mm256_extracti128_si256(v0, j)); \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 1) * out_stride), _mm256_extracti128_si256(v1, j)); \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 2) * out_stride), _mm256_extracti128_si256(v2, j)); \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 3) * out_stride), _mm256_extracti128_si256(v3, j));
+    STORE_LANE(0)
+    STORE_LANE(1)
+#undef STORE_LANE
+}
+
+static inline void quads_tile(const sp_int8_matrix *m, const int rows, const int8_t *tile,
+                              int32_t *out, int64_t out_stride) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m256i acc[16];
+        for (int r = 0; r < rows; r++) acc[r] = _mm256_setzero_si256();
+        for (size_t quad = m->ptr[g]; quad < m->ptr[g + 1]; quad++) {
+            const __m256i xv = _mm256_loadu_si256((const __m256i *)(tile + 32 * (size_t)m->columns[quad]));
+            const __m256i magnitude = _mm256_abs_epi8(xv);
+            const int8_t *w = m->values + (size_t)rows * 4 * quad;
+            for (int r = 0; r < rows; r++) {
+                const __m256i signed_w = _mm256_sign_epi8(_mm256_set1_epi32(load_quad(w + 4 * r)), xv);
+                acc[r] = _mm256_add_epi32(
+                    acc[r], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_w), ones));
+            }
+        }
+        for (int r = 0; r < rows; r += 4)
+            store_rows4(acc[r], acc[r + 1], acc[r + 2], acc[r + 3], out + rows * g + r, out_stride);
+    }
+}
+
+static void quads_matmat8(const sp_int8_matrix *m, const int8_t *x, int64_t x_stride,
+                          int32_t *out, int64_t out_stride, int8_t *tile) {
+    transpose_tile(x, x_stride, m->padded_cols / 4, tile);
+    /* Constant row counts, so each call unrolls its loops over rows into registers. */
+    if (m->group_rows == 16)
+        quads_tile(m, 16, tile, out, out_stride);
+    else if (m->group_rows == 8)
+        quads_tile(m, 8, tile, out, out_stride);
+    else
+        quads_tile(m, 4, tile, out, out_stride);
+}
+
 void sp_matmat_avx2(const sp_int8_matrix *m, int64_t n, const int8_t *x, int64_t x_stride,
                     int32_t *out, int64_t out_stride) {
     /* ELL keeps two vectors' tables (4 registers) next to its lookups; quads take four. */
     const int64_t width = m->layout == SP_ELL ? 2 : 4;
     int64_t j = 0;
+    if (m->layout == SP_QUADS && n >= TILE) {
+        int8_t *tile = malloc((size_t)m->padded_cols * TILE);
+        if (tile) {
+            for (; j + TILE <= n; j += TILE)
+                quads_matmat8(m, x + j * x_stride, x_stride, out + j * out_stride, out_stride, tile);
+            free(tile);
+        }
+    }
     for (; j + width <= n; j += width) {
         if (width == 2)
             product_columns(m, 2, x + j * x_stride, x_stride, out + j * out_stride, out_stride);

@@ -233,9 +233,86 @@ void sp_matvec_avx512(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
         quads4_columns(m, 1, x, 0, out, 0);
 }
 
+/* ---- SP_QUADS, 16 vectors at a time: the vectors in the lanes ---------------------------
+ * For many vectors (an input projection over frames) the roles turn around: a register holds
+ * one quad column's 4 bytes for 16 vectors, and each of the quad's rows multiplies it by its 4
+ * weights broadcast, so every vpdpbusd does 64 useful multiply-adds whatever the quad's height
+ * (4-row quads get 16 per instruction the other way). The 16 vectors are first transposed into
+ * `tile`: tile[(c * 16 + v) * 4 + k] = x_v[4 c + k]. */
+
+#define TILE 16
+
+static void transpose_tile(const int8_t *x, int64_t x_stride, int64_t quad_cols, int8_t *tile) {
+    const __m512i strides = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7,
+                                                                6, 5, 4, 3, 2, 1, 0),
+                                               _mm512_set1_epi32((int32_t)x_stride));
+    for (int64_t c = 0; c < quad_cols; c++)
+        _mm512_storeu_si512(tile + 64 * c, _mm512_i32gather_epi32(strides, x + 4 * c, 1));
+}
+
+/* Rows r0 .. r0 + 3 of 16 vectors (a[i]: row r0 + i, lane v: vector v) into out + v * out_stride
+ * + r0: four 4 x 4 transposes, one per 128-bit lane. */
+static inline void store_rows4(__m512i a0, __m512i a1, __m512i a2, __m512i a3, int32_t *out,
+                               int64_t out_stride) {
+    const __m512i t0 = _mm512_unpacklo_epi32(a0, a1), t1 = _mm512_unpackhi_epi32(a0, a1);
+    const __m512i t2 = _mm512_unpacklo_epi32(a2, a3), t3 = _mm512_unpackhi_epi32(a2, a3);
+    const __m512i v0 = _mm512_unpacklo_epi64(t0, t2), v1 = _mm512_unpackhi_epi64(t0, t2);
+    const __m512i v2 = _mm512_unpacklo_epi64(t1, t3), v3 = _mm512_unpackhi_epi64(t1, t3);
+#define STORE_LANE(j)                                                                          \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 0) * out_stride), _mm512_extracti32x4_epi32(v0, j)); \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 1) * out_stride), _mm512_extracti32x4_epi32(v1, j)); \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 2) * out_stride), _mm512_extracti32x4_epi32(v2, j)); \
+    _mm_storeu_si128((__m128i *)(out + (4 * (j) + 3) * out_stride), _mm512_extracti32x4_epi32(v3, j));
+    STORE_LANE(0)
+    STORE_LANE(1)
+    STORE_LANE(2)
+    STORE_LANE(3)
+#undef STORE_LANE
+}
+
+static inline void quads_tile(const sp_int8_matrix *m, const int rows, const int8_t *tile,
+                              int32_t *out, int64_t out_stride) {
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m512i acc[16];
+        for (int r = 0; r < rows; r++) acc[r] = _mm512_setzero_si512();
+        for (size_t quad = m->ptr[g]; quad < m->ptr[g + 1]; quad++) {
+            const __m512i xv = _mm512_loadu_si512(tile + 64 * (size_t)m->columns[quad]);
+            const int8_t *w = m->values + (size_t)rows * 4 * quad;
+            for (int r = 0; r < rows; r++)
+                acc[r] = _mm512_dpbusd_epi32(acc[r], xv, _mm512_set1_epi32(offset_quad(w + 4 * r)));
+        }
+        const int32_t *sums = m->row_sums + rows * g;
+        for (int r = 0; r < rows; r++)
+            acc[r] = _mm512_sub_epi32(acc[r], _mm512_set1_epi32(sums[r] * 128));
+        for (int r = 0; r < rows; r += 4)
+            store_rows4(acc[r], acc[r + 1], acc[r + 2], acc[r + 3], out + rows * g + r, out_stride);
+    }
+}
+
+static void quads_matmat16(const sp_int8_matrix *m, const int8_t *x, int64_t x_stride,
+                          int32_t *out, int64_t out_stride, int8_t *tile) {
+    transpose_tile(x, x_stride, m->padded_cols / 4, tile);
+    /* Constant row counts, so each call unrolls its loops over rows into registers. */
+    if (m->group_rows == 16)
+        quads_tile(m, 16, tile, out, out_stride);
+    else if (m->group_rows == 8)
+        quads_tile(m, 8, tile, out, out_stride);
+    else
+        quads_tile(m, 4, tile, out, out_stride);
+}
+
 void sp_matmat_avx512(const sp_int8_matrix *m, int64_t n, const int8_t *x, int64_t x_stride,
                       int32_t *out, int64_t out_stride) {
     int64_t j = 0;
+    if (m->layout == SP_QUADS && n >= TILE) {
+        int8_t *tile = malloc((size_t)m->padded_cols * TILE);
+        if (tile) {
+            for (; j + TILE <= n; j += TILE)
+                quads_matmat16(m, x + j * x_stride, x_stride, out + j * out_stride, out_stride,
+                               tile);
+            free(tile);
+        }
+    }
     for (; j + 4 <= n; j += 4) {
         const int8_t *xj = x + j * x_stride;
         int32_t *outj = out + j * out_stride;
