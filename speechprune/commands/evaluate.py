@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def run(cfg: DictConfig) -> None:
+    from speechprune.data.dataset import describe_skips
     from speechprune.data.manifest import ManifestError, load_utterances
     from speechprune.decoding.beam import build_decoder, describe_decoder
     from speechprune.decoding.evaluation import evaluate
@@ -69,6 +70,10 @@ def run(cfg: DictConfig) -> None:
 
     print(f"{manifest}: {len(result.utterances)} utterances, WER {result.wer:.2f}%, "
           f"CER {result.cer:.2f}% ({result.skipped} skipped)")
+    if result.skipped:  # under the model's data.bad_input=skip; "error" stops at the first
+        print(f"speechprune evaluate: skipped {result.skipped} bad utterances "
+              f"({describe_skips(result.skipped_by_reason)}), not counted in WER/CER; first "
+              f"{result.skip_reasons[0]}", file=sys.stderr)
     print(f"decoder: {speed['decoder']}; real-time factor {speed['rtf']:.4f} "
           f"(model {speed['rtf_model']:.4f}, decoding {speed['rtf_decoder']:.4f})")
     for rank in ("best", "median", "worst"):

@@ -8,19 +8,37 @@ import numpy as np
 import soundfile as sf
 
 
+# What can be wrong with an audio file, in the words of `speechprune data check`
+# (speechprune.data.check.PROBLEM_KINDS) where it has one.
+AUDIO_PROBLEMS = (
+    "missing",  # no such file
+    "unreadable",  # not audio soundfile can decode, or cut short
+    "empty",  # zero samples
+    "non_finite",  # a NaN or infinite sample (float WAVs can hold them): it would poison training
+)
+
+
 class AudioError(ValueError):
-    """Audio that cannot be used; the message names the file and the problem."""
+    """Audio that cannot be used; the message names the file and the problem, `kind` says
+    which problem (one of AUDIO_PROBLEMS)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    def __reduce__(self):  # keeps `kind` across processes (DataLoader workers)
+        return type(self), (str(self), self.kind)
 
 
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds, read from the file header only."""
     # soundfile reports a missing file as a generic "System error": name it plainly.
     if not Path(path).is_file():
-        raise AudioError(f"{path}: audio file not found")
+        raise AudioError(f"{path}: audio file not found", "missing")
     try:
         info = sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioError(f"{path}: unreadable audio ({error})") from None
+        raise AudioError(f"{path}: unreadable audio ({error})", "unreadable") from None
     return info.frames / info.samplerate
 
 
@@ -28,14 +46,21 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Samples of `path` as float32 mono at `sample_rate` Hz, shape (samples,).
 
     Stereo is downmixed by averaging the channels; other rates are resampled with librosa.
+    Raises AudioError for a missing, unreadable or empty file and for NaN or infinite samples.
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
+        raise AudioError(f"{path}: audio file not found", "missing")
     try:
         samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioError(f"{path}: unreadable or truncated audio ({error})") from None
+        raise AudioError(f"{path}: unreadable or truncated audio ({error})", "unreadable") from None
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: the audio holds no samples", "empty")
+    if not np.isfinite(samples).all():
+        bad = int(np.count_nonzero(~np.isfinite(samples)))
+        raise AudioError(f"{path}: the audio holds {bad} non-finite samples (NaN or infinite); "
+                         "re-encode the file from its source", "non_finite")
     samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if file_rate != sample_rate:
         import librosa  # imported here: it is slow to import and most corpora need no resampling

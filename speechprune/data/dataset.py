@@ -1,17 +1,17 @@
 """The speech dataset: manifest utterances -> (augmented) normalized features and encoded
 transcripts, and the collation of examples into zero-padded batches.
 
-A bad utterance (missing or corrupt audio, a transcript outside the alphabet, or one too long
-for CTC at the model's time stride) never crashes an epoch: with bad_input="skip" it becomes a
-`Skipped` marker that `collate` counts, with bad_input="error" it raises `BadUtteranceError`
-naming the manifest line.
+A bad utterance (missing, corrupt or empty audio, NaN or infinite samples, a transcript outside
+the alphabet, or one too long for CTC at the model's time stride) never crashes an epoch: with
+bad_input="skip" it becomes a `Skipped` marker that `collate` counts by kind, with
+bad_input="error" it raises `BadUtteranceError` naming the manifest line.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Optional, Sequence, Union
+from typing import Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -47,6 +47,7 @@ class Skipped:
 
     index: int
     reason: str  # one sentence, starting with the manifest line
+    kind: str  # what is wrong, in the words of `speechprune data check` (see skip_kind)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Batch:
     texts: list[str]  # normalized reference transcripts
     skipped: int = 0  # utterances of this batch that were skipped
     skip_reasons: list[str] = field(default_factory=list)
+    skip_kinds: list[str] = field(default_factory=list)  # the kind of each skip_reasons entry
 
     @property
     def size(self) -> int:
@@ -79,13 +81,14 @@ class Batch:
 
         return Batch(move(self.features), move(self.feature_lengths), move(self.targets),
                      move(self.target_lengths), move(self.indices), list(self.texts),
-                     self.skipped, list(self.skip_reasons))
+                     self.skipped, list(self.skip_reasons), list(self.skip_kinds))
 
     def pin_memory(self) -> "Batch":
         """Page-locked copy, called by DataLoader(pin_memory=True)."""
         return Batch(self.features.pin_memory(), self.feature_lengths.pin_memory(),
                      self.targets.pin_memory(), self.target_lengths.pin_memory(),
-                     self.indices.pin_memory(), self.texts, self.skipped, self.skip_reasons)
+                     self.indices.pin_memory(), self.texts, self.skipped, self.skip_reasons,
+                     self.skip_kinds)
 
 
 def collate(examples: Sequence[Union[Example, Skipped]]) -> Batch:
@@ -115,6 +118,7 @@ def collate(examples: Sequence[Union[Example, Skipped]]) -> Batch:
         texts=[e.text for e in kept],
         skipped=len(skipped),
         skip_reasons=[s.reason for s in skipped],
+        skip_kinds=[s.kind for s in skipped],
     )
 
 
@@ -173,7 +177,7 @@ class SpeechDataset(Dataset):
                 raise BadUtteranceError(
                     f"{reason}. Fix or remove the manifest line, or set data.bad_input=skip"
                 ) from None
-            return Skipped(index, reason)
+            return Skipped(index, reason, skip_kind(error))
 
     def _example(self, index: int, utterance: Utterance) -> Example:
         text = normalize_text(utterance.text, self.text_cfg)
@@ -223,6 +227,21 @@ def make_dataloader(dataset: SpeechDataset, batch_sampler, num_workers: int,
     """
     return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
                       num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False)
+
+
+def skip_kind(error: Exception) -> str:
+    """The kind of a bad utterance's error: an AudioError's own (missing, unreadable, empty,
+    non_finite), else the transcript's problem as `speechprune data check` names it."""
+    if isinstance(error, AudioError):
+        return error.kind
+    if isinstance(error, TranscriptError):
+        return "out_of_alphabet"
+    return "too_long_transcript"  # the one BadUtteranceError `_example` raises
+
+
+def describe_skips(by_kind: Mapping[str, int]) -> str:
+    """Skip counts for a log line: "empty: 1, non_finite: 2" (kinds in alphabetical order)."""
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(by_kind.items()))
 
 
 def _with_source(message: str, utterance: Utterance, index: int) -> str:

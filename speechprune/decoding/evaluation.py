@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Optional
 
@@ -43,6 +44,10 @@ class EvaluationResult:
     counts: ErrorCounts
     utterances: list[UtteranceResult] = field(default_factory=list)
     skipped: int = 0
+    # Skipped utterances by kind (speechprune.data.dataset.skip_kind), and why each was
+    # skipped (one sentence naming its manifest line), in the order evaluated.
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    skip_reasons: list[str] = field(default_factory=list)
     # Wall time of the acoustic model's forward passes and of decoding, seconds (for the
     # real-time factor: divide by the audio's duration).
     model_seconds: float = 0.0
@@ -65,6 +70,7 @@ class EvaluationResult:
                     "worst": ranked[-1].as_dict()}
         return {"wer": self.wer, "cer": self.cer, "loss": self.loss,
                 "utterances": len(self.utterances), "skipped": self.skipped,
+                "skipped_by_reason": self.skipped_by_reason,
                 "model_seconds": self.model_seconds, "decode_seconds": self.decode_seconds,
                 **asdict(self.counts),
                 "median_utterance_wer": statistics.median(u.wer for u in ranked) if ranked else math.nan,
@@ -90,11 +96,15 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
     counts = ErrorCounts()
     results: list[UtteranceResult] = []
     loss_sum, loss_batches, skipped = 0.0, 0, 0
+    skipped_by_reason: Counter[str] = Counter()
+    skip_reasons: list[str] = []
     dataset = getattr(batches, "dataset", None)  # a DataLoader knows how many utterances come
     bar = tqdm(total=len(dataset) if dataset is not None else None, desc=progress, unit="utt",
                disable=progress is None, leave=False, dynamic_ncols=True, mininterval=2.0)
     for batch in batches:
         skipped += batch.skipped
+        skipped_by_reason.update(batch.skip_kinds)
+        skip_reasons.extend(batch.skip_reasons)
         bar.update(len(batch.indices) + batch.skipped)
         if batch.features.shape[0] == 0:
             continue
@@ -120,4 +130,5 @@ def evaluate(model: torch.nn.Module, batches: Iterable, alphabet: Alphabet,
     model.train(was_training)
     results.sort(key=lambda r: r.index)
     loss = loss_sum / loss_batches if loss_batches else math.nan
-    return EvaluationResult(loss, counts, results, skipped, model_seconds, decode_seconds)
+    return EvaluationResult(loss, counts, results, skipped, dict(sorted(skipped_by_reason.items())),
+                            skip_reasons, model_seconds, decode_seconds)

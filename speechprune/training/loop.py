@@ -13,7 +13,8 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from speechprune.config import TrainConfig
+from speechprune.data.dataset import describe_skips
 from speechprune.decoding.beam import build_decoder
 from speechprune.decoding.evaluation import EvaluationResult, evaluate
 from speechprune.lm.files import LanguageModelError
@@ -54,6 +56,7 @@ class TrainingState:
     best_step: int = -1
     nonfinite_steps: int = 0  # steps skipped for a non-finite loss or gradient
     skipped_utterances: int = 0  # bad utterances dropped by the data pipeline
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)  # by skip_kind
     train_seconds: float = 0.0
     audio_seconds: float = 0.0  # audio trained on, for throughput
     data_wait_seconds: float = 0.0
@@ -256,6 +259,8 @@ class Trainer:
         progress = tqdm(total=self.steps_per_epoch, initial=state.batch_in_epoch,
                         desc=f"epoch {state.epoch + 1}/{cfg.trainer.epochs}", unit="batch",
                         disable=not self.dist.is_main, dynamic_ncols=True, mininterval=2.0)
+        epoch_skips: Counter[str] = Counter()
+        first_skip = ""
         wait_start = time.perf_counter()
         for batch in loader:
             data_wait = time.perf_counter() - wait_start
@@ -264,6 +269,10 @@ class Trainer:
             state.batch_in_epoch += 1
             state.step += 1
             state.skipped_utterances += batch.skipped
+            for kind in batch.skip_kinds:
+                state.skipped_by_reason[kind] = state.skipped_by_reason.get(kind, 0) + 1
+            epoch_skips.update(batch.skip_kinds)
+            first_skip = first_skip or next(iter(batch.skip_reasons), "")
             audio = sum(self.data.train_durations[i] for i in batch.indices)
             step_seconds = time.perf_counter() - step_start
             state.train_seconds += step_seconds + data_wait
@@ -280,6 +289,9 @@ class Trainer:
                 break
             wait_start = time.perf_counter()
         progress.close()
+        if epoch_skips:
+            log.warning("epoch %d: skipped %d bad utterances (%s); first %s", state.epoch + 1,
+                        epoch_skips.total(), describe_skips(epoch_skips), first_skip)
 
     def train_step(self, batch) -> tuple[float, float]:
         """One optimizer step; returns (loss, gradient norm). A non-finite loss or gradient
@@ -392,6 +404,8 @@ class Trainer:
                 "steps": state.step, "epochs": state.epoch,
                 "nonfinite_steps": state.nonfinite_steps,
                 "skipped_utterances": state.skipped_utterances + test.skipped,
+                "skipped_by_reason": dict(sorted((Counter(state.skipped_by_reason)
+                                                  + Counter(test.skipped_by_reason)).items())),
                 "train_seconds": state.train_seconds,
                 "train_audio_seconds": state.audio_seconds,
                 "throughput_audio_s_per_s": state.audio_seconds / max(state.train_seconds, 1e-9),

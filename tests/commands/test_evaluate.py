@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
+from pathlib import Path
 
+from speech_helpers import write_faulty_copies
 from training_helpers import run_cli
 
-from speechprune.data.manifest import read_jsonl
+from speechprune.data.manifest import read_jsonl, write_jsonl
 
 
 def test_evaluate_writes_predictions_summary_and_passes_a_loose_tolerance(trained_run, micro_corpus,
@@ -89,3 +93,59 @@ def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained
     assert transcripts[0] == transcripts[1] == transcripts[2] and transcripts[0].startswith(audio)
     assert len(transcripts[1].splitlines()) == 1  # stdout holds transcripts only...
     assert "model.spx: rnns.0: " in runs[1].stderr  # ...the kernel of each layer is on stderr
+
+
+def test_transcribe_names_nan_or_empty_audio_and_keeps_the_others(trained_run, micro_corpus,
+                                                                 tmp_path):
+    """Seen to fail: the non-finite check in load_audio removed (the NaN file got a transcript
+    line on stdout); the zero-samples check removed (so did the empty file)."""
+    good = [u.audio_filepath for u in read_jsonl(micro_corpus / "test.jsonl")[:2]]
+    copies = write_faulty_copies(Path(good[0]), tmp_path)
+    result = run_cli("transcribe", str(trained_run), good[0], str(copies["non_finite"]),
+                     str(copies["empty"]), good[1])
+    assert result.returncode == 1
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == good
+    assert re.search(rf"speechprune transcribe: {re.escape(str(copies['non_finite']))}: the audio "
+                     r"holds \d+ non-finite samples \(NaN or infinite\)", result.stderr)
+    assert f"speechprune transcribe: {copies['empty']}: the audio holds no samples" in result.stderr
+    assert "2 of 4 files could not be read" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_skips_and_counts_nan_and_empty_audio_by_kind(trained_run, micro_corpus,
+                                                               tmp_path):
+    """Seen to fail: the non-finite check in load_audio removed (the NaN file was scored as an
+    utterance); skipped_by_reason left out of EvaluationResult.summary (KeyError)."""
+    good = read_jsonl(micro_corpus / "test.jsonl")
+    copies = write_faulty_copies(Path(good[0].audio_filepath), tmp_path)
+    faulty = [replace(good[0], audio_filepath=str(copies[kind]))
+              for kind in ("non_finite", "empty")]
+    manifest = tmp_path / "faulty.jsonl"
+    write_jsonl(good + faulty, manifest)
+    result = run_cli("evaluate", str(trained_run), str(manifest), f"output_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["utterances"] == len(good) and summary["skipped"] == 2
+    assert summary["skipped_by_reason"] == {"empty": 1, "non_finite": 1}
+    assert f"{len(good)} utterances" in result.stdout and "(2 skipped)" in result.stdout
+    bad_lines = f"({len(good) + 1}|{len(good) + 2})"  # the order of evaluation decides which
+    assert re.search(r"speechprune evaluate: skipped 2 bad utterances \(empty: 1, non_finite: 1\)"
+                     rf".*; first {re.escape(str(manifest))}:{bad_lines}: ", result.stderr)
+
+
+def test_evaluate_exits_nonzero_when_cer_is_above_max_cer_and_zero_at_it(trained_run, micro_corpus,
+                                                                      tmp_path):
+    """Seen to fail: `max_cer` dropped from the tolerance check in the evaluate command (exit
+    status 0 with max_cer=0)."""
+    manifest = micro_corpus / "test.jsonl"
+    above = run_cli("evaluate", str(trained_run), str(manifest), "max_cer=0",
+                    f"output_dir={tmp_path}")
+    cer = json.loads((tmp_path / "summary.json").read_text())["cer"]
+    assert cer > 0  # two epochs of a tiny model are far from perfect
+    assert above.returncode == 1
+    failed = [line for line in above.stderr.splitlines() if line.startswith("FAILED")]
+    assert failed == [f"FAILED: CER {cer:.2f}% > 0.0%"]  # max_wer is not set: CER alone fails
+    at = run_cli("evaluate", str(trained_run), str(manifest), f"max_cer={cer}",
+                 f"output_dir={tmp_path}")
+    assert at.returncode == 0, at.stderr[-2000:]
+    assert "FAILED" not in at.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -43,15 +44,17 @@ def test_audio_duration_reads_seconds_from_the_header(tmp_path):
 
 @pytest.mark.parametrize("read", [audio_duration, load_audio])
 def test_missing_file_is_named_as_not_found(tmp_path, read):
-    with pytest.raises(AudioError, match=r"gone\.wav: audio file not found"):
+    with pytest.raises(AudioError, match=r"gone\.wav: audio file not found") as error:
         read(tmp_path / "gone.wav")
+    assert error.value.kind == "missing"
 
 
 @pytest.mark.parametrize("read", [audio_duration, load_audio])
 def test_non_audio_file_is_unreadable(tmp_path, read):
     (tmp_path / "notes.wav").write_text("these are not samples")
-    with pytest.raises(AudioError, match=r"notes\.wav: unreadable"):
+    with pytest.raises(AudioError, match=r"notes\.wav: unreadable") as error:
         read(tmp_path / "notes.wav")
+    assert error.value.kind == "unreadable"
 
 
 def test_truncated_flac_fails_to_load_with_the_file_named(tmp_path):
@@ -60,3 +63,35 @@ def test_truncated_flac_fails_to_load_with_the_file_named(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(AudioError, match=r"cut\.flac: unreadable or truncated"):
         load_audio(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_infinite_samples_are_a_named_error_not_silence(tmp_path, bad):
+    """A float WAV can store NaN and infinity; fed to the model they poison the features (and a
+    training step), so loading refuses them, naming the file.
+
+    Seen to fail: the non-finite check in load_audio removed (no AudioError raised)."""
+    samples = tone(0.5, 16000)
+    samples[100:103] = bad
+    sf.write(str(tmp_path / "nan.wav"), samples, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"nan\.wav: the audio holds 3 non-finite") as error:
+        load_audio(tmp_path / "nan.wav")
+    assert error.value.kind == "non_finite"
+
+
+def test_a_file_of_zero_samples_is_empty(tmp_path):
+    """Seen to fail: the zero-samples check in load_audio removed (an empty array came back)."""
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match=r"empty\.wav: the audio holds no samples") as error:
+        load_audio(tmp_path / "empty.wav")
+    assert error.value.kind == "empty"
+
+
+def test_the_kind_of_an_audio_error_survives_pickling(tmp_path):
+    """DataLoader workers send exceptions to the main process by pickling them.
+
+    Seen to fail: AudioError.__reduce__ removed (TypeError: missing argument 'kind')."""
+    with pytest.raises(AudioError) as error:
+        load_audio(tmp_path / "gone.wav")
+    copy = pickle.loads(pickle.dumps(error.value))
+    assert (str(copy), copy.kind) == (str(error.value), "missing")

@@ -1,13 +1,14 @@
 """Specification of speechprune/data/dataset.py: real manifests with good and bad utterances,
 skip-and-count versus error naming the line, collation and a DataLoader with a worker."""
 
+from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 
-from speech_helpers import RATE, write_speech
+from speech_helpers import RATE, write_faulty_copies, write_speech
 
 from speechprune.config import AugmentConfig, FeatureConfig, TextConfig
 from speechprune.data.batching import BucketBatchSampler
@@ -45,6 +46,18 @@ def corpus(tmp_path_factory):
     return read_jsonl(manifest)
 
 
+@pytest.fixture(scope="module")
+def converted_and_faulty(corpus, tmp_path_factory):
+    """The first spoken utterance four ways, lines 1-4 of faulty.jsonl: stereo (the same
+    speech in both channels), at 8 kHz, with NaN samples (a float WAV), and with zero samples."""
+    folder = tmp_path_factory.mktemp("faulty")
+    copies = write_faulty_copies(Path(corpus[0].audio_filepath), folder)
+    manifest = folder / "faulty.jsonl"
+    write_jsonl([Utterance(str(copies[kind]), corpus[0].duration, corpus[0].text)
+                 for kind in ("stereo", "8k", "non_finite", "empty")], manifest)
+    return read_jsonl(manifest)
+
+
 def dataset(utterances, **overrides):
     return SpeechDataset(utterances, ALPHABET, TEXT, FeatureExtractor(FeatureConfig()),
                          **overrides)
@@ -67,8 +80,10 @@ def test_bad_utterances_are_skipped_with_their_reason_and_counted(corpus):
     assert reasons[0].startswith(corpus[4].source) and "not found" in reasons[0]
     assert reasons[1].startswith(corpus[5].source) and "unreadable" in reasons[1]
     assert reasons[2].startswith(corpus[6].source) and "too long" in reasons[2]
+    assert [item.kind for item in items[4:]] == ["missing", "unreadable", "too_long_transcript"]
     batch = collate(items)
     assert batch.size == 4 and batch.skipped == 3 and len(batch.skip_reasons) == 3
+    assert batch.skip_kinds == ["missing", "unreadable", "too_long_transcript"]
 
 
 @pytest.mark.parametrize("line", [5, 6, 7])
@@ -76,6 +91,36 @@ def test_bad_input_error_raises_naming_the_manifest_line(corpus, line):
     data = dataset(corpus, bad_input="error")
     with pytest.raises(BadUtteranceError, match=rf"train\.jsonl:{line}: .*data\.bad_input=skip"):
         data[line - 1]
+
+
+def test_stereo_and_8k_audio_are_converted_nan_and_empty_audio_skipped_by_kind(
+        corpus, converted_and_faulty):
+    """Seen to fail: the non-finite check in load_audio removed (the NaN file became an
+    Example of NaN features); the zero-samples check removed (the empty file was skipped as
+    too_long_transcript); skip_kinds left out of collate (an empty list)."""
+    data = dataset(converted_and_faulty, bad_input="skip")
+    stereo, resampled, poisoned, empty = (data[i] for i in range(4))
+    mono = dataset(corpus)[0]
+    # Both channels hold the same speech, so the downmix is the mono file exactly.
+    assert isinstance(stereo, Example) and torch.equal(stereo.features, mono.features)
+    assert isinstance(resampled, Example) and resampled.text == mono.text
+    assert abs(resampled.features.shape[0] - mono.features.shape[0]) <= 1  # resampled to 16 kHz
+    assert isinstance(poisoned, Skipped) and poisoned.kind == "non_finite"
+    assert poisoned.reason.startswith(f"{converted_and_faulty[2].source}: ")
+    assert "non-finite samples" in poisoned.reason
+    assert isinstance(empty, Skipped) and empty.kind == "empty"
+    assert empty.reason.startswith(f"{converted_and_faulty[3].source}: ")
+    assert "no samples" in empty.reason
+    batch = collate([stereo, resampled, poisoned, empty])
+    assert batch.size == 2 and batch.skip_kinds == ["non_finite", "empty"]
+
+
+def test_nan_audio_under_bad_input_error_names_the_manifest_line(converted_and_faulty):
+    """Seen to fail: the non-finite check in load_audio removed (no error raised)."""
+    data = dataset(converted_and_faulty, bad_input="error")
+    with pytest.raises(BadUtteranceError, match=r"faulty\.jsonl:3: .*non_finite\.wav: the audio "
+                                                r"holds \d+ non-finite samples.*bad_input=skip"):
+        data[2]
 
 
 def test_time_stride_makes_a_transcript_too_long_for_ctc(corpus):
