@@ -73,7 +73,7 @@ def derive_slopes(group: PrunedGroup, weights: list[torch.Tensor], use_blocks: b
     for matrix, weight in zip(group.matrices, weights):
         magnitudes = block_max_magnitude(weight, group.block_shape) if use_blocks else weight.detach().abs()
         matrix.q = percentile(magnitudes, group.percentile)
-        matrix.start_slope = eq1_start_slope(matrix.q, group.schedule)
+        matrix.start_slope = eq1_start_slope(matrix.q, group.schedule, group.ramp_multiplier)
         matrix.ramp_slope = group.ramp_multiplier * matrix.start_slope
 
 

@@ -84,15 +84,23 @@ def narang_threshold(itr: int, schedule: GroupSchedule, start_slope: float, ramp
     return (start_slope * (ramp - start + 1) + ramp_slope * (itr - ramp + 1)) / freq
 
 
-def eq1_start_slope(q: float, schedule: GroupSchedule) -> float:
-    """Eq. 1: the start slope theta that makes the threshold reach about q at end_itr.
+def eq1_start_slope(q: float, schedule: GroupSchedule, ramp_multiplier: float) -> float:
+    """Eq. 1 generalized: the start slope theta that makes the threshold reach about q at
+    end_itr when the ramp slope is phi = ramp_multiplier * theta.
 
-    theta = 2 * q * freq / (2 * (ramp - start) + 3 * (end - ramp)), for ramp_slope = 1.5 theta.
-    Because of the "+ 1" terms of the threshold formula, `narang_threshold(end_itr)` is then
-    q * (1 + 5 / (2 * (ramp - start) + 3 * (end - ramp))): exactly q up to that offset, which
-    vanishes as the schedule lengthens.
+    Without the "+ 1" terms the threshold at end_itr is
+    (theta * (ramp - start) + m * theta * (end - ramp)) / freq; setting it to q gives
+    theta = 2 * q * freq / (2 * (ramp - start) + 2 * m * (end - ramp)), which for the paper's
+    m = 1.5 is its Eq. 1, 2 * q * freq / (2 * (ramp - start) + 3 * (end - ramp)), to the bit.
+    With the "+ 1" terms `narang_threshold(end_itr)` is q * (1 + (2 + 2 m) / span), span being
+    that denominator: q up to an offset that vanishes as the schedule lengthens.
     """
-    span = 2 * (schedule.ramp_itr - schedule.start_itr) + 3 * (schedule.end_itr - schedule.ramp_itr)
+    span = (2 * (schedule.ramp_itr - schedule.start_itr)
+            + 2 * ramp_multiplier * (schedule.end_itr - schedule.ramp_itr))
+    if span <= 0:
+        raise ValueError(f"Eq. 1 has no solution for start_itr={schedule.start_itr}, "
+                         f"ramp_itr={schedule.ramp_itr}, end_itr={schedule.end_itr} and "
+                         f"ramp_multiplier={ramp_multiplier}: the threshold never rises.")
     return 2.0 * q * schedule.freq / span
 
 

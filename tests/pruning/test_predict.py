@@ -27,7 +27,7 @@ def final_threshold(weight, schedule_cfg, block_shape=None):
     magnitudes = weight.abs() if block_shape is None else block_max_magnitude(weight, block_shape)
     q = percentile(magnitudes, 90.0)
     schedule = GroupSchedule(start_itr=10, ramp_itr=40, end_itr=80, freq=schedule_cfg["freq"])
-    theta = eq1_start_slope(q, schedule)
+    theta = eq1_start_slope(q, schedule, 1.5)
     return narang_threshold(LAST_UPDATE, schedule, theta, 1.5 * theta)
 
 

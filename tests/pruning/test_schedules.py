@@ -49,7 +49,7 @@ def test_threshold_at_and_after_ramp_adds_the_ramp_slope():
 def test_eq1_makes_the_threshold_reach_q_at_end_up_to_the_plus_one_terms():
     q = 0.37
     schedule = GroupSchedule(start_itr=100, ramp_itr=400, end_itr=900, freq=10)
-    theta = eq1_start_slope(q, schedule)
+    theta = eq1_start_slope(q, schedule, 1.5)
     span = 2 * (400 - 100) + 3 * (900 - 400)
     assert theta == pytest.approx(2 * q * 10 / span)
     at_end = narang_threshold(900, schedule, theta, 1.5 * theta)
@@ -59,9 +59,37 @@ def test_eq1_makes_the_threshold_reach_q_at_end_up_to_the_plus_one_terms():
     assert without_offsets == pytest.approx(q, rel=1e-12)
 
 
+def test_eq1_for_the_paper_multiplier_is_the_printed_formula_to_the_bit():
+    schedule = GroupSchedule(start_itr=2_000, ramp_itr=25_000, end_itr=50_000, freq=100)
+    for q in (0.37, 0.0123, 1.9):
+        printed = 2.0 * q * 100 / (2 * (25_000 - 2_000) + 3 * (50_000 - 25_000))
+        assert eq1_start_slope(q, schedule, 1.5) == printed
+
+
+@pytest.mark.parametrize("multiplier", [1.0, 1.5, 2.0, 2.5, 3.0])
+def test_eq1_reaches_q_at_end_for_any_ramp_multiplier(multiplier):
+    """The sweeps vary ramp_multiplier from 1.0 to 3.0; the threshold must end near q for each.
+    Seen to fail: with theta from the fixed 1.5 formula (3 * (end - ramp) in the denominator)
+    the threshold ended at 0.76 q for m = 1.0 and 1.71 q for m = 3.0."""
+    q = 0.37
+    schedule = GroupSchedule(start_itr=100, ramp_itr=400, end_itr=900, freq=10)
+    theta = eq1_start_slope(q, schedule, multiplier)
+    span = 2 * (400 - 100) + 2 * multiplier * (900 - 400)
+    without_offsets = (theta * (400 - 100) + multiplier * theta * (900 - 400)) / 10
+    assert without_offsets == pytest.approx(q, rel=1e-12)
+    at_end = narang_threshold(900, schedule, theta, multiplier * theta)
+    assert at_end == pytest.approx(q * (1 + (2 + 2 * multiplier) / span), rel=1e-12)
+
+
+def test_eq1_without_a_rising_threshold_is_a_clear_error():
+    schedule = GroupSchedule(start_itr=100, ramp_itr=100, end_itr=900, freq=10)
+    with pytest.raises(ValueError, match="ramp_multiplier=0"):
+        eq1_start_slope(0.5, schedule, 0)
+
+
 def test_eq1_threshold_is_within_a_hundredth_of_a_percent_of_q_at_paper_scale():
     schedule = GroupSchedule(start_itr=2_000, ramp_itr=25_000, end_itr=50_000, freq=100)
-    theta = eq1_start_slope(1.0, schedule)
+    theta = eq1_start_slope(1.0, schedule, 1.5)
     assert narang_threshold(50_000, schedule, theta, 1.5 * theta) == pytest.approx(1.0, rel=1e-4)
 
 
