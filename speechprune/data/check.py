@@ -14,7 +14,7 @@ import os
 import struct
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ PROBLEM_KINDS = (
     "unreadable",  # not an audio file soundfile can open
     "truncated",  # fewer samples decode than the header declares, or decoding fails midway
     "empty",  # zero samples (or a 0-byte file)
+    "non_finite",  # NaN or infinite samples (a float file written from a diverged signal)
     "silent",  # peak amplitude below the silence threshold
     "duration_mismatch",  # the manifest's duration disagrees with the file header's
     "out_of_alphabet",  # normalized transcript has characters outside the alphabet
@@ -81,6 +82,7 @@ class AudioFacts:
     peak: float  # largest |amplitude| decoded, full scale 1.0
     format: str  # soundfile's format name ("WAV", "FLAC", "MP3", ...)
     decode_error: str | None = None  # why decoding stopped early, if it did
+    non_finite_samples: int = 0  # NaN or infinite samples, all channels
 
     @property
     def header_duration_s(self) -> float:
@@ -133,22 +135,24 @@ def inspect_audio(path: str) -> AudioFacts:
     Raises sf.LibsndfileError / RuntimeError when the file cannot be opened at all."""
     with sf.SoundFile(path) as audio:
         header_frames = audio.frames
-        decoded, peak, error = 0, 0.0, None
+        decoded, peak, non_finite, error = 0, 0.0, 0, None
         try:
             while True:
                 block = audio.read(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
                 if not len(block):
                     break
                 decoded += len(block)
-                peak = max(peak, float(np.abs(block).max()))
+                finite = np.isfinite(block)
+                non_finite += int(block.size - np.count_nonzero(finite))
+                peak = max(peak, float(np.abs(block, where=finite, out=np.zeros_like(block)).max()))
         except (sf.LibsndfileError, RuntimeError) as decode_error:
             error = str(decode_error)
-        facts = AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error)
+        facts = AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error,
+                           non_finite)
     if facts.format in ("WAV", "WAVEX"):
         declared = _riff_declared_frames(path)
         if declared is not None and declared > header_frames:
-            facts = AudioFacts(facts.sample_rate, declared, facts.decoded_frames, facts.peak,
-                               facts.format, facts.decode_error)
+            facts = replace(facts, header_frames=declared)
     return facts
 
 
@@ -180,6 +184,10 @@ def check_audio(utterance: Utterance, limits: CheckLimits) -> tuple[list[Problem
                                 f"only {facts.decoded_duration_s:.3f} s of audio is there"))
     if facts.header_frames == 0 and facts.decoded_frames == 0:
         problems.append(Problem(where, "empty", f"{path} holds no samples"))
+    elif facts.non_finite_samples:
+        problems.append(Problem(where, "non_finite",
+                                f"{path}: {facts.non_finite_samples} NaN or infinite samples; "
+                                f"re-encode the file from its source"))
     elif facts.decode_error is None and facts.peak < limits.silence_peak:
         problems.append(Problem(where, "silent",
                                 f"{path}: peak amplitude {facts.peak:.2g} is below "
