@@ -12,7 +12,9 @@ Per hidden size and sparsity:
   dtype=torch.qint8)` of the same dense model, the one-line peer;
 - "sparse fp32" / "sparse int8": a random `sparsity` share of every recurrent and fully
   connected weight zeroed (as Narang pruning leaves them), exported with `values=fp32|int8`;
-- "sparse int8, 4x4 blocks": zeroed in whole 4x4 blocks (as pruning=block leaves them).
+- "sparse int8, 4x4 blocks": zeroed in whole 4x4 blocks (as pruning=block leaves them);
+- "onnx (onnxruntime)": the pruned model exported with format=onnx and run by onnxruntime (when
+  installed; `--no-onnx` leaves it out): ONNX stores the zeros, so this is dense speed.
 Each is a Recognizer transcribing one file (features, network, greedy decoding); the models are
 timed round-robin, `repeats` times each, and compared by median. RTF = processing seconds per
 audio second. File sizes are those of the files each model loads from (torch int8: its
@@ -41,6 +43,7 @@ from speechprune.data.text import Alphabet
 from speechprune.decoding.recognizer import Recognizer
 from speechprune.deploy import native
 from speechprune.deploy.export import export_checkpoint
+from speechprune.deploy.onnx_export import export_onnx
 from speechprune.deploy.kernels import set_cpu_threads
 from speechprune.deploy.loader import load_exported
 from speechprune.model.deepspeech2 import DeepSpeech2
@@ -92,6 +95,34 @@ def torch_dynamic_int8(recognizer: Recognizer) -> tuple[Recognizer, int]:
                        recognizer.device, recognizer.source), buffer.tell())
 
 
+class OnnxRuntimeModel(torch.nn.Module):
+    """The Recognizer's model interface over an onnxruntime session of a format=onnx export:
+    forward(features (1, frames, num_features), lengths) -> (log_probs, output lengths)."""
+
+    def __init__(self, path: Path, threads: int):
+        super().__init__()
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(str(path), options,
+                                                    providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor):
+        log_probs = torch.from_numpy(self.session.run(None, {self.input_name: features.numpy()})[0])
+        return log_probs, torch.tensor([log_probs.shape[1]])
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @dataclass
 class Entry:
     name: str
@@ -100,10 +131,14 @@ class Entry:
     kernels: str = ""
 
 
-def load(entry: Entry, dense: Recognizer, parallel: bool) -> Recognizer:
+def load(entry: Entry, dense: Recognizer, threads: int) -> Recognizer:
     cpu = torch.device("cpu")
+    parallel = threads > 1
     if entry.file is None:
         return torch_dynamic_int8(dense)[0]
+    if entry.file.suffix == ".onnx":
+        return Recognizer(OnnxRuntimeModel(entry.file, threads), dense.alphabet, dense.features,
+                          dense.data_cfg, cpu, str(entry.file))
     if entry.file.suffix == ".pt":
         return Recognizer.from_checkpoint(entry.file, cpu)
     exported = load_exported(entry.file, cpu, parallel=parallel)
@@ -143,13 +178,17 @@ def bench_size(tmp: Path, hidden: int, sparsity: float, args: argparse.Namespace
                                  ("sparse int8, 4x4 blocks", blocks_path, "int8")):
         out = tmp / f"{name.replace(' ', '_').replace(',', '')}.spx"
         entries.append(Entry(name, out, export_checkpoint(source, out, values=values).file_bytes))
+    if args.onnx:
+        onnx_path = tmp / "pruned.onnx"
+        export_onnx(pruned_path, onnx_path)
+        entries.append(Entry("onnx (onnxruntime)", onnx_path, onnx_path.stat().st_size))
     parameters = sum(p.numel() for p in dense.model.parameters())
     print(f"\n### {args.layers} x bidirectional {args.rnn_type} {hidden}, {sparsity:.0%} sparse "
           f"({parameters:,} parameters, {args.seconds:g} s of audio, median of {args.repeats})\n")
     results = {}
     for threads in args.threads:
-        parallel = set_cpu_threads(threads) > 1
-        recognizers = {entry.name: load(entry, dense, parallel) for entry in entries}
+        set_cpu_threads(threads)
+        recognizers = {entry.name: load(entry, dense, threads) for entry in entries}
         results[threads] = time_round_robin(recognizers, audio, args.repeats)
     header = "| model | file bytes | smaller than dense fp32 |"
     rule = "|---|---|---|"
@@ -179,7 +218,10 @@ def main() -> None:
     parser.add_argument("--rnn-type", default="gru", choices=["gru", "rnn_relu", "rnn_tanh"])
     parser.add_argument("--seconds", type=float, default=4.0, help="audio length (seconds)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-onnx", dest="onnx", action="store_false",
+                        help="leave out the onnxruntime peer")
     args = parser.parse_args()
+    args.onnx = args.onnx and onnxruntime_available()
     print(f"CPU: {cpu_name()}; {native.describe_levels()}; torch {torch.__version__}, "
           f"quantized engine {torch.backends.quantized.engine}")
     with tempfile.TemporaryDirectory() as tmp:
