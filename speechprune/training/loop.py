@@ -143,6 +143,8 @@ class Trainer:
         if trainer.threads > 0:
             torch.set_num_threads(trainer.threads)
         self.dist: DistributedContext = setup_distributed(trainer.device)
+        # One training per run directory: rank 0, which writes it, holds its lock to the end.
+        self.run_lock = run.lock() if self.dist.is_main else None
         self.device = self.dist.device
         self.amp_dtype = autocast_dtype(trainer.precision, self.device)
         # Same seed on every rank: identical initial weights without a broadcast.
@@ -461,4 +463,8 @@ def train(cfg: TrainConfig | DictConfig, run: RunDirectory) -> dict[str, Any]:
         raise StartupError(str(error)) from error
     if trainer.dist.is_main:
         run.record_start(cfg)
-    return trainer.run()
+    try:
+        return trainer.run()
+    finally:
+        if trainer.run_lock is not None:
+            trainer.run_lock.release()

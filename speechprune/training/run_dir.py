@@ -3,12 +3,16 @@
     <run>/config.yaml       resolved config         <run>/command.txt   the command line
     <run>/git.json          revision and diff state <run>/metrics.json  final figures
     <run>/checkpoints/      last.pt, best.pt        <run>/tensorboard/  event files
+    <run>/train.lock        held by the training that uses the directory (its PID and host)
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shlex
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,9 +39,77 @@ def git_state(repo: Path) -> dict[str, Any]:
     return {"revision": revision, "dirty": bool(diff), "diff": diff}
 
 
+class RunDirectoryInUse(ValueError):
+    """Another live process trains in the run directory; the message names it."""
+
+
+# Descriptors of the run locks this process holds: a forked child (a DataLoader worker) closes
+# its inherited copies, or it would hold the lock on after its parent is killed.
+_held_lock_descriptors: set[int] = set()
+
+
+def _close_inherited_locks() -> None:
+    for descriptor in _held_lock_descriptors:
+        os.close(descriptor)
+    _held_lock_descriptors.clear()
+
+
+os.register_at_fork(after_in_child=_close_inherited_locks)
+
+
+class RunLock:
+    """An advisory lock (flock) on `<run>/train.lock`, held until `release` or until the
+    process ends: the kernel drops it however the process dies (SIGKILL included), so a killed
+    run never leaves a lock behind that would block its resume."""
+
+    def __init__(self, lock_file: Path) -> None:
+        self.lock_file = lock_file
+        self.descriptor = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self.descriptor, 4096, 0).decode(errors="replace")
+            os.close(self.descriptor)
+            raise RunDirectoryInUse(
+                f"{lock_file.parent}: run directory in use by another training "
+                f"({describe_holder(holder)}); wait for it to end, or give this run another "
+                f"hydra.run.dir") from None
+        _held_lock_descriptors.add(self.descriptor)
+        os.ftruncate(self.descriptor, 0)
+        os.pwrite(self.descriptor, json.dumps({"pid": os.getpid(),
+                                               "host": socket.gethostname()}).encode(), 0)
+
+    def release(self) -> None:
+        # Only while this process holds it: in a forked child the number may name another file.
+        if getattr(self, "descriptor", None) in _held_lock_descriptors:
+            _held_lock_descriptors.discard(self.descriptor)
+            os.close(self.descriptor)  # closing the last descriptor drops the lock
+
+    __del__ = release
+
+
+def describe_holder(lock_text: str) -> str:
+    """"PID 123 on host x" from the text of a lock file (the holder may not have written it)."""
+    try:
+        holder = json.loads(lock_text)
+        return f"PID {int(holder['pid'])} on host {holder['host']}"
+    except (ValueError, KeyError, TypeError):
+        return "PID and host not written yet"
+
+
 @dataclass
 class RunDirectory:
     path: Path
+
+    @property
+    def lock_file(self) -> Path:
+        return self.path / "train.lock"
+
+    def lock(self) -> RunLock:
+        """Take the directory for this process's training. Raises RunDirectoryInUse naming the
+        PID and host of a live process that holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return RunLock(self.lock_file)
 
     @property
     def checkpoints(self) -> Path:
