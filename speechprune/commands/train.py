@@ -17,13 +17,15 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     from speechprune.report.objective import sweep_objective
+    from speechprune.training.checkpoint import CheckpointWriteError
     from speechprune.training.loop import StartupError, train
     from speechprune.training.run_dir import RunDirectory
 
     run = RunDirectory(Path(HydraConfig.get().runtime.output_dir))
     # A setting or input that cannot work (schedule, manifest, baseline, checkpoint to resume,
-    # language model) stops the run before it trains, in one line that names it.
-    with one_line_errors("train", StartupError):
+    # language model, run directory in use) stops the run before it trains, in one line that
+    # names it; so does a checkpoint that cannot be written (disk full), naming the file.
+    with one_line_errors("train", StartupError, CheckpointWriteError):
         metrics = train(cfg, run)
     # The value a Hydra sweeper (e.g. Optuna) minimizes: conf `objective`.
     return sweep_objective(metrics, cfg.objective)

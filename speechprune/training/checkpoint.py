@@ -23,9 +23,15 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be used; the message names the file."""
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (disk full, file size limit, ...); the message
+    names the file. Whatever checkpoint that path held before is left as it was."""
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
     """Write `state` to `path` atomically: a temporary file in the same folder, flushed to disk,
-    then renamed over the target (rename is atomic on POSIX)."""
+    then renamed over the target (rename is atomic on POSIX). A write that fails half-way
+    removes the temporary file and raises CheckpointWriteError."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
@@ -35,9 +41,24 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
             out.flush()
             os.fsync(out.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
+        failed_write = _os_error_behind(error)
+        if failed_write is not None:
+            raise CheckpointWriteError(
+                f"{path}: checkpoint not written ({failed_write.strerror or failed_write}); the "
+                f"{path.name} there before is kept") from failed_write
         raise
+
+
+def _os_error_behind(error: BaseException) -> OSError | None:
+    """`error` if it is an OSError, else the first OSError it was raised from or while handling:
+    torch.save reports a failed write as a RuntimeError of its zip writer, raised while closing
+    the archive after the OSError."""
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, OSError):
+        seen = seen.__cause__ or seen.__context__
+    return seen
 
 
 def model_checkpoint(config: dict[str, Any], alphabet: str, model_state: dict[str, Any],
