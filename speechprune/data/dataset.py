@@ -223,10 +223,17 @@ def make_dataloader(dataset: SpeechDataset, batch_sampler, num_workers: int,
                     pin_memory: bool = False) -> DataLoader:
     """A DataLoader of `Batch`es following `batch_sampler` (e.g. a BucketBatchSampler).
 
-    Workers are not persistent so that `dataset.set_epoch` reaches them every epoch.
+    Workers are not persistent so that `dataset.set_epoch` reaches them every epoch. Every
+    iteration draws the workers' base seed from the loader's generator: one of its own, seeded
+    by the dataset's (seed, epoch), so that the global torch RNG a checkpoint saves is left
+    alone (a run resumed mid-epoch draws once more than an uninterrupted one) and the workers'
+    seeds follow the epoch as the augmentation does.
     """
+    generator = torch.Generator().manual_seed(
+        int(np.random.SeedSequence([dataset.seed, dataset.epoch]).generate_state(1)[0]))
     return DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
-                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False)
+                      num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
+                      generator=generator)
 
 
 def skip_kind(error: Exception) -> str:

@@ -136,6 +136,92 @@ def test_run_killed_with_sigkill_resumes_to_identical_weights(tiny_train_overrid
     assert len((killed_dir / "command.txt").read_text().splitlines()) == 2
 
 
+# Narang pruning from the 2nd step, thresholds updated every step, ending at 90% of the run; the
+# waveform augmentations all on (noise always, a third of it babble; reverberation always).
+NARANG_EVERY_STEP = ["pruning=narang"] + [
+    f"pruning.groups.{g}.{key}={value}" for g in ("recurrent", "input", "fc")
+    for key, value in (("start_itr", 1), ("ramp_itr", "'50%'"), ("end_itr", "'90%'"),
+                       ("freq", 1), ("percentile", 50))]
+WAVEFORM_AUGMENTATION = ["data.augment.speed_perturb=true", "data.augment.noise=true",
+                         "data.augment.noise_prob=1.0", "data.augment.reverb=true",
+                         "data.augment.reverb_prob=1.0", "data.augment.spec_augment=true"]
+# Timings differ between any two runs; everything else a checkpoint or metrics.json holds may not.
+TIMING_KEYS = {"train_seconds", "data_wait_seconds", "throughput_audio_s_per_s",
+               "data_wait_fraction"}
+
+
+def assert_bitwise_equal(expected, actual, where: str = "checkpoint") -> None:
+    """Every tensor torch.equal, every other value ==, through nested dicts and lists (timing
+    keys aside)."""
+    if isinstance(expected, dict):
+        assert expected.keys() == actual.keys(), where
+        for key in expected.keys() - TIMING_KEYS:
+            assert_bitwise_equal(expected[key], actual[key], f"{where}[{key!r}]")
+    elif isinstance(expected, (list, tuple)):
+        assert len(expected) == len(actual), where
+        for index, (a, b) in enumerate(zip(expected, actual)):
+            assert_bitwise_equal(a, b, f"{where}[{index}]")
+    elif torch.is_tensor(expected):
+        assert torch.equal(expected, actual), where
+    else:
+        assert expected == actual, where
+
+
+@pytest.mark.slow
+def test_pruned_augmented_run_with_workers_killed_mid_epoch_resumes_bit_identically(
+        tiny_train_overrides, tmp_path):
+    """The hard case: Narang pruning under way, speed/noise/babble/reverb augmentation and
+    SpecAugment, two DataLoader workers, a checkpoint every 2 steps, SIGKILL in the middle of
+    the second epoch. The resumed run ends bitwise where the uninterrupted one does: weights,
+    masks, thresholds, optimizer and scheduler state, RNG states, and the same metrics.
+
+    Seen to fail: the train DataLoader without its own generator (the workers' base seed drawn
+    from the global torch RNG: the resumed run's checkpoint['rng']['torch'] differed, one draw
+    further on); the sampler ignoring set_start_batch (the resumed epoch replayed its first
+    batches: pruning masks differed)."""
+    common = tiny_train_overrides + NARANG_EVERY_STEP + WAVEFORM_AUGMENTATION + [
+        "trainer.epochs=3", "trainer.checkpoint_every_steps=2", "data.batching.num_workers=2",
+        "data.batching.max_frames_per_batch=1500"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        with open(tmp_path / f"{run_dir.name}.log", "w") as log:
+            return subprocess.Popen([str(Path(sys.executable).parent / "speechprune"), "train",
+                                     *common, f"hydra.run.dir={run_dir}"], cwd=REPO, env=env,
+                                    stdout=subprocess.DEVNULL, stderr=log)
+
+    killed_dir, whole_dir = tmp_path / "killed", tmp_path / "whole"
+    whole, process = start(whole_dir), start(killed_dir)  # side by side, to save time
+    last = killed_dir / "checkpoints/last.pt"
+    deadline = time.monotonic() + 240
+    while True:  # until a checkpoint inside the second epoch
+        try:
+            stopped = load_checkpoint(last)["state"]
+            if stopped["epoch"] == 1 and stopped["batch_in_epoch"] > 0:
+                break
+        except Exception:  # not written yet
+            pass
+        assert process.poll() is None, "run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    stopped = load_checkpoint(last)["state"]
+
+    resumed = run_cli("train", *common, f"hydra.run.dir={killed_dir}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert whole.wait(timeout=240) == 0, (tmp_path / "whole.log").read_text()[-3000:]
+    reference = load_checkpoint(whole_dir / "checkpoints/last.pt")
+    steps_per_epoch = reference["state"]["step"] // 3
+    assert stopped["epoch"] == 1 and 0 < stopped["batch_in_epoch"] < steps_per_epoch, stopped
+    assert f"at epoch 1, batch {stopped['batch_in_epoch']}" in resumed.stdout + resumed.stderr
+    continued = load_checkpoint(last)
+    assert continued["pruner"]["groups"]["recurrent"]["pruned_once"]
+    assert_bitwise_equal(reference, continued)
+    assert_bitwise_equal(json.loads((whole_dir / "metrics.json").read_text()),
+                         json.loads((killed_dir / "metrics.json").read_text()), "metrics")
+
+
 def test_distributed_data_parallel_two_cpu_processes_hold_identical_weights_and_masks(
         tiny_train_overrides, tmp_path):
     # Narang pruning from the 2nd step (of about 6), thresholds updated every step: each rank prunes its own
