@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import soxr
+
+from speechprune.data.audio import resample
 
 # Frame length of the silence detector (seconds): short enough to keep word onsets.
 SILENCE_FRAME_S = 0.01
@@ -39,6 +40,6 @@ def finish_audio(samples: np.ndarray, sample_rate: int, target_rate: int, thresh
     trimmed and peak-normalized."""
     samples = np.asarray(samples, dtype=np.float32)
     if sample_rate != target_rate:
-        samples = soxr.resample(samples, sample_rate, target_rate)
+        samples = resample(samples, sample_rate, target_rate)
     samples = trim_silence(samples, target_rate, threshold_db, keep_s)
     return normalize_peak(samples, peak).astype(np.float32)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 
 # What can be wrong with an audio file, in the words of `speechprune data check`
@@ -42,10 +43,20 @@ def audio_duration(path: str | Path) -> float:
     return info.frames / info.samplerate
 
 
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """float32 mono (samples,) at `from_rate` Hz -> float32 (round(samples * to_rate /
+    from_rate),) at `to_rate` Hz: soxr's high-quality resampler, the one every part of the
+    project uses (loading audio, speed perturbation, the corpus build). It is what librosa's
+    default resampler calls, without librosa's slow import."""
+    if from_rate == to_rate:
+        return np.array(samples, dtype=np.float32)
+    return soxr.resample(np.ascontiguousarray(samples, dtype=np.float32), from_rate, to_rate)
+
+
 def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
     """Samples of `path` as float32 mono at `sample_rate` Hz, shape (samples,).
 
-    Stereo is downmixed by averaging the channels; other rates are resampled with librosa.
+    Stereo is downmixed by averaging the channels; other rates are resampled (`resample`).
     Raises AudioError for a missing, unreadable or empty file and for NaN or infinite samples.
     """
     path = Path(path)
@@ -63,7 +74,5 @@ def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
                          "re-encode the file from its source", "non_finite")
     samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if file_rate != sample_rate:
-        import librosa  # imported here: it is slow to import and most corpora need no resampling
-
-        samples = librosa.resample(samples, orig_sr=file_rate, target_sr=sample_rate)
+        samples = resample(samples, file_rate, sample_rate)
     return np.ascontiguousarray(samples, dtype=np.float32)

@@ -18,10 +18,10 @@ from typing import Callable, Optional
 import numpy as np
 import scipy.fft
 import torch
-import torchaudio
 from scipy.signal import fftconvolve
 
 from speechprune.config import AugmentConfig
+from speechprune.data.audio import resample
 
 # Power-spectrum slope of each noise colour: power ~ 1 / f^exponent.
 NOISE_COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -69,14 +69,11 @@ def validate_augment_config(cfg: AugmentConfig) -> None:
 def speed_perturb(waveform: np.ndarray, factor: float, sample_rate: int) -> np.ndarray:
     """Play `waveform` `factor` times faster (pitch moves too, as in Kaldi's speed
     perturbation): resampled from sample_rate * factor to sample_rate Hz, so the result has
-    ceil(samples / factor) samples."""
+    about samples / factor samples (rounded)."""
     source_rate = int(round(sample_rate * factor))
     if source_rate == sample_rate:
         return waveform.copy()
-    resampled = torchaudio.functional.resample(
-        torch.from_numpy(np.ascontiguousarray(waveform, dtype=np.float32)),
-        orig_freq=source_rate, new_freq=sample_rate)
-    return resampled.numpy()
+    return resample(waveform, source_rate, sample_rate)
 
 
 def coloured_noise(num_samples: int, colour: str, rng: np.random.Generator) -> np.ndarray:
