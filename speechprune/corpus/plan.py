@@ -8,6 +8,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from speechprune import atomic_write
 from speechprune.config import CorpusConfig
 from speechprune.corpus.prompts import Prompt
 from speechprune.corpus.split import HELD_OUT, SPLITS, split_counts, split_speakers
@@ -151,12 +152,9 @@ def _assign_voices(count: int, speaker_ids: list[str], speakers: dict[str, list[
 
 def save_plan(plan: list[PlannedUtterance], settings: dict, path: Path) -> None:
     """Write the plan atomically (JSON: format, settings, utterances)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
     content = {"format": PLAN_FORMAT, "settings": settings,
                "utterances": [asdict(utterance) for utterance in plan]}
-    temporary.write_text(json.dumps(content, indent=1), encoding="utf-8")
-    temporary.replace(path)
+    atomic_write.write_text(path, json.dumps(content, indent=1))
 
 
 def load_plan(path: Path, settings: dict) -> list[PlannedUtterance]:

@@ -6,7 +6,6 @@ Each function returns the engine's raw output as mono float32 (samples,) and its
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from speechprune.atomic_write import atomic_path
 from speechprune.config import CorpusConfig
 from speechprune.corpus.plan import PlannedUtterance
 from speechprune.corpus.postprocess import finish_audio
@@ -121,10 +121,8 @@ def synthesize_festival(utterances: list[PlannedUtterance], cfg: CorpusConfig,
 def write_flac(samples: np.ndarray, sample_rate: int, path: Path) -> None:
     """Write 16-bit mono FLAC atomically: a temporary file renamed into place, so an
     interrupted build never leaves a truncated file where a finished one is expected."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    sf.write(str(temporary), samples, sample_rate, format="FLAC", subtype="PCM_16")
-    os.replace(temporary, path)
+    with atomic_path(path) as temporary:
+        sf.write(str(temporary), samples, sample_rate, format="FLAC", subtype="PCM_16")
 
 
 def synthesize_job(utterances: list[PlannedUtterance], output_dir: str,

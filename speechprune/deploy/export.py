@@ -43,6 +43,7 @@ import safetensors
 import safetensors.numpy
 import torch
 
+from speechprune import atomic_write
 from speechprune.deploy.block_kernels import cut_into_blocks, detect_block_shape
 from speechprune.deploy.int8 import dequantize_rows, quantize_rows
 
@@ -269,10 +270,7 @@ def write_export(path: str | Path, state_dict: dict[str, torch.Tensor], *, confi
                               "values": values, "tensors": entries})
     metadata = {"format": FORMAT_NAME, "version": str(FORMAT_VERSION), "header": header_json,
                 "sha256": _checksum(header_json, arrays)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(safetensors.numpy.save(arrays, metadata=metadata))
-    temporary.replace(path)
+    atomic_write.write_bytes(path, safetensors.numpy.save(arrays, metadata=metadata))
     return ExportSummary(path, path.stat().st_size, dense_bytes, summaries, values=values)
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from speechprune import atomic_write
 from speechprune.deploy import native
 from speechprune.deploy.block_kernels import detect_block_shape
 
@@ -330,11 +331,7 @@ def fastest(q: np.ndarray, scales: np.ndarray, level: str, columns: int,
 
 
 def _save_choices() -> None:
-    path = _choices_file()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(_choices, indent=1, sort_keys=True))
-        temporary.replace(path)
+        atomic_write.write_text(_choices_file(), json.dumps(_choices, indent=1, sort_keys=True))
     except OSError:
         pass  # an unwritable cache only costs the timing again next time

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from speechprune.atomic_write import atomic_path
 from speechprune.deploy.export import ExportError, ExportSummary, TensorSummary
 
 ONNX_OPSET = 17
@@ -54,26 +55,23 @@ def export_onnx(model_path: str | Path, out: str | Path, which: str = "best") ->
     graph = OneUtteranceGraph(recognizer.model).eval()
     example = torch.zeros(1, 200, recognizer.features.num_features)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(out.name + ".tmp")
-    with warnings.catch_warnings():
+    with atomic_path(out) as temporary, warnings.catch_warnings():
         # The TorchScript exporter: torch.export (dynamo=True) cannot trace the model's checks
         # on utterance lengths. It warns about its own deprecation and about the traced checks.
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, (example,), str(temporary), input_names=["features"],
                           output_names=["log_probs"], opset_version=ONNX_OPSET, dynamo=False,
                           dynamic_axes={"features": {1: "frames"}, "log_probs": {1: "out_frames"}})
-    model = onnx.load(str(temporary))
-    checkpoint = load_checkpoint(checkpoint_path)
-    features = {"config": checkpoint["config"]["data"]["features"],
-                "stats": feature_stats_to_json(checkpoint.get("feature_stats"))}
-    for key, value in (("speechprune.alphabet", checkpoint["alphabet"]),
-                       ("speechprune.features", json.dumps(features)),
-                       ("speechprune.time_stride", str(recognizer.time_stride))):
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(model, str(temporary))
-    temporary.replace(out)
+        model = onnx.load(str(temporary))
+        checkpoint = load_checkpoint(checkpoint_path)
+        features = {"config": checkpoint["config"]["data"]["features"],
+                    "stats": feature_stats_to_json(checkpoint.get("feature_stats"))}
+        for key, value in (("speechprune.alphabet", checkpoint["alphabet"]),
+                           ("speechprune.features", json.dumps(features)),
+                           ("speechprune.time_stride", str(recognizer.time_stride))):
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(model, str(temporary))
     state = recognizer.model.state_dict()
     tensors = [TensorSummary(name, list(t.shape), "dense", int(torch.count_nonzero(t)),
                              t.numel() * t.element_size()) for name, t in state.items()]
