@@ -144,16 +144,16 @@ class Pruner:
         self.apply_masks()
 
     @torch.no_grad()
-    def fingerprint(self) -> torch.Tensor:
-        """A float64 fingerprint of every mask and threshold (distributed ranks must agree):
-        per matrix the number of kept weights, the sum of their flat positions (so the same
-        count in other places differs) and the threshold."""
-        values = []
+    def masks_and_thresholds(self) -> dict[str, torch.Tensor]:
+        """What distributed ranks must hold bitwise alike: every matrix's mask (bool, the
+        parameter's shape) under its parameter name, and its last threshold (|w|, a float64
+        scalar) under "<name>:threshold"."""
+        tensors = {}
         for group in self.groups:
             for m in group.matrices:
-                kept = m.mask.flatten().nonzero().double()
-                values += [float(kept.numel()), float(kept.sum()), float(m.threshold)]
-        return torch.tensor(values, dtype=torch.float64)
+                tensors[m.name] = m.mask
+                tensors[f"{m.name}:threshold"] = torch.tensor(m.threshold, dtype=torch.float64)
+        return tensors
 
     # ---- logging ---------------------------------------------------------------------------
 

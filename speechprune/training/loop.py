@@ -96,12 +96,6 @@ def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype
     return AUTOCAST_DTYPES[precision]
 
 
-def parameter_checksum(model: torch.nn.Module) -> torch.Tensor:
-    """A float64 fingerprint of all weights (to check that distributed ranks agree)."""
-    with torch.no_grad():
-        return torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()
-
-
 def pruning_metrics(pruner, prediction: Optional[Prediction]) -> dict[str, Any]:
     """What pruning did, next to what was predicted before training."""
     achieved = pruner.scalars()
@@ -390,8 +384,11 @@ class Trainer:
         """Evaluate the best checkpoint on the test set and write metrics.json."""
         state = self.state
         metrics: dict[str, Any] = {}
-        identical = self.dist.all_equal(parameter_checksum(self.model))
-        masks_identical = (self.dist.all_equal(self.pruner.fingerprint())
+        # Bitwise, over the parameters only: batch-norm running statistics are each rank's own
+        # (DDP sends rank 0's before every forward, so they differ after the last step).
+        identical = self.dist.identical_on_all_ranks(dict(self.model.named_parameters()), "weights")
+        masks_identical = (self.dist.identical_on_all_ranks(self.pruner.masks_and_thresholds(),
+                                                            "pruning masks")
                            if self.pruner is not None else None)
         if self.dist.is_main:
             best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
