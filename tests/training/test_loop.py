@@ -1,14 +1,17 @@
-"""The training loop on real synthesized speech: learning, run directory, TensorBoard, resume,
-distributed training and config validation."""
+"""The training loop on real synthesized speech: learning, skipped non-finite steps, gradient
+clipping, run directory, TensorBoard, resume, distributed training and config validation."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,12 +20,13 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from speechprune.data import dataset as dataset_module
 from speechprune.data.manifest import read_jsonl, write_jsonl
 from speechprune.training.checkpoint import load_checkpoint
 from speechprune.training.loop import Trainer, train
 from speechprune.training.run_dir import RunDirectory
 
-from training_helpers import REPO, compose_train, run_cli
+from training_helpers import REPO, TINY_MODEL, compose_train, corpus_overrides, run_cli
 
 
 def test_training_steps_lower_the_loss_on_real_audio(tiny_train_overrides, tmp_path):
@@ -32,6 +36,71 @@ def test_training_steps_lower_the_loss_on_real_audio(tiny_train_overrides, tmp_p
     losses = [trainer.train_step(batch)[0] for _ in range(8)]
     assert all(torch.isfinite(torch.tensor(losses)))
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def _parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in trainer.model.named_parameters()}
+
+
+# A skipped first step moves the schedule without an optimizer step, as it should.
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before")
+def test_a_step_with_an_infinite_loss_leaves_the_weights_alone_and_is_counted(
+        micro_corpus, tmp_path, monkeypatch):
+    """A transcript far too long for its audio cannot be aligned: its CTC loss is infinite and
+    its gradient NaN. The data pipeline's length check (switched off here) normally keeps it out.
+
+    Seen to fail: train_step calling scaler.step whatever the loss and gradient
+    (nonfinite_steps stayed 0), and calling it in the skipping branch too (the weights changed)."""
+    monkeypatch.setattr(dataset_module, "ctc_min_frames", lambda labels: 0)
+    utterances = read_jsonl(micro_corpus / "train.jsonl")
+    shortest = min(utterances, key=lambda u: u.duration)
+    unalignable = replace(shortest, text=" ".join([shortest.text] * 30))
+    manifest = tmp_path / "train.jsonl"
+    write_jsonl(utterances + [unalignable], manifest)
+    overrides = TINY_MODEL + corpus_overrides(micro_corpus) + [f"data.train_manifest={manifest}"]
+
+    trainer = Trainer(compose_train(overrides), RunDirectory(tmp_path / "steps"))
+    bad_index = len(utterances)
+    batches = list(trainer.data.train_loader())
+    bad = next(b for b in batches if bad_index in b.indices.tolist())
+    good = next(b for b in batches if bad_index not in b.indices.tolist())
+    before = _parameters(trainer)
+    loss, grad_norm = trainer.train_step(bad)
+    assert loss == math.inf and not math.isfinite(grad_norm)
+    assert trainer.state.nonfinite_steps == 1
+    after = _parameters(trainer)
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert not trainer.optimizer.state or all(  # no momentum taken from the NaN gradient
+        torch.isfinite(v).all() for s in trainer.optimizer.state.values() for v in s.values()
+        if torch.is_tensor(v))
+    loss, _ = trainer.train_step(good)  # the next batch trains as usual
+    assert math.isfinite(loss) and trainer.state.nonfinite_steps == 1
+    assert any(not torch.equal(after[name], p) for name, p in trainer.model.named_parameters())
+
+    metrics = train(compose_train(overrides + ["trainer.epochs=2"]), RunDirectory(tmp_path / "run"))
+    assert json.loads((tmp_path / "run/metrics.json").read_text())["nonfinite_steps"] == 2
+    assert math.isfinite(metrics["test_loss"])
+
+
+def test_gradient_clipping_bounds_the_norm_of_the_applied_update(tiny_train_overrides, tmp_path):
+    """Plain SGD (no momentum, no weight decay): the update is -lr times the clipped gradient,
+    so its norm over all parameters is lr * grad_clip when the raw gradient is larger.
+
+    Seen to fail: train_step measuring the norm without clipping (max_norm=inf): the update's
+    norm over lr was the raw gradient's, 83 against grad_clip 0.5."""
+    lr, clip = 0.1, 0.5
+    cfg = compose_train(tiny_train_overrides + [
+        "optim.momentum=0", "optim.nesterov=false", "optim.weight_decay=0",
+        "optim.warmup_steps=0", f"optim.lr={lr}", f"trainer.grad_clip={clip}"])
+    trainer = Trainer(cfg, RunDirectory(tmp_path))
+    for batch in itertools.islice(trainer.data.train_loader(), 3):
+        before = _parameters(trainer)
+        applied_lr = trainer.optimizer.param_groups[0]["lr"]
+        _, raw_norm = trainer.train_step(batch)
+        update = torch.cat([(p.detach() - before[name]).flatten()
+                            for name, p in trainer.model.named_parameters()])
+        assert raw_norm > 4 * clip  # clipping acts
+        assert update.norm().item() / applied_lr == pytest.approx(clip, rel=1e-3)
 
 
 def test_overfits_a_handful_of_utterances_to_near_zero_cer(micro_corpus, tmp_path):
