@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from training_helpers import compose_train, run_cli
 
+from speechprune.data.manifest import read_jsonl
+from speechprune.decoding.recognizer import Recognizer
 from speechprune.training.checkpoint import load_checkpoint
-from speechprune.training.loop import train
+from speechprune.training.loop import StartupError, Trainer, train
 from speechprune.training.run_dir import RunDirectory
 
 # Every group pruned after the first epoch, updated every step, finished at 75% of the run,
@@ -18,6 +21,26 @@ from speechprune.training.run_dir import RunDirectory
 FAST_SCHEDULE = [f"pruning.groups.{g}.{key}={value}" for g in ("recurrent", "input", "fc")
                  for key, value in (("start_itr", "'1 epoch'"), ("ramp_itr", "'50%'"),
                                     ("end_itr", "'75%'"), ("freq", 1), ("percentile", 50))]
+
+
+def assert_masked_weights_are_zero(checkpoint: dict) -> int:
+    """Every weight the checkpoint's masks prune is exactly zero; returns how many."""
+    pruned = 0
+    for entry in checkpoint["pruner"]["groups"].values():
+        for name, matrix in entry["matrices"].items():
+            assert (checkpoint["model"][name][~matrix["mask"]] == 0).all(), name
+            pruned += int((~matrix["mask"]).sum())
+    return pruned
+
+
+def assert_whole_blocks(mask: torch.Tensor, block_shape: tuple[int, int]) -> None:
+    """Each (rows, cols) tile of `mask`, from the top left (edge tiles smaller), is all kept
+    or all pruned."""
+    rows, cols = block_shape
+    for top in range(0, mask.shape[0], rows):
+        for left in range(0, mask.shape[1], cols):
+            tile = mask[top:top + rows, left:left + cols]
+            assert tile.all() or not tile.any(), (top, left, tile)
 
 
 def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
@@ -54,9 +77,7 @@ def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
     for group, entry in checkpoint["pruner"]["groups"].items():
         for name, matrix in entry["matrices"].items():  # the final masks, not earlier ones
             assert torch.equal(matrix["mask"], last[group]["matrices"][name]["mask"]), name
-    masks = checkpoint["pruner"]["groups"]["recurrent"]["matrices"]
-    for name, entry in masks.items():
-        assert (checkpoint["model"][name][~entry["mask"]] == 0).all()
+    assert assert_masked_weights_are_zero(checkpoint) > 0
 
     events = EventAccumulator(str(sparse_dir / "tensorboard"), size_guidance={"histograms": 0})
     events.Reload()
@@ -84,6 +105,91 @@ def test_a_run_that_ends_before_its_schedule_takes_its_final_model_as_best(
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert len(events.Scalars("dev/wer")) == 3
+
+
+# Each method's schedule squeezed into a 4-epoch run of the tiny model (about 12 steps):
+# updates every step, masks final at 75% of the run. block: the largest |w| of 16 uniformly
+# initialized weights lies close to the initialization's bound, so block maxima bunch up and
+# the median's threshold prunes every block; their 5th percentile prunes about a third.
+METHOD_SCHEDULES = {
+    "gradual": ["start_itr='1 epoch'", "end_itr='75%'", "freq=1", "target_sparsity=0.6"],
+    "oneshot": ["start_itr=0", "end_itr='75%'", "target_sparsity=0.6"],
+    "l1": ["start_itr=0", "end_itr='75%'", "target_sparsity=0.6"],
+    "block": ["start_itr='1 epoch'", "ramp_itr='50%'", "end_itr='75%'", "freq=1",
+              "percentile=5"],
+}
+
+
+@pytest.mark.parametrize("method", list(METHOD_SCHEDULES))
+def test_each_method_trains_to_its_sparsity_with_pruned_weights_exactly_zero(
+        tiny_train_overrides, tmp_path, method):
+    """gradual, oneshot and l1 cut every matrix to target_sparsity (within one entry of it);
+    block prunes whole 4x4 blocks (edge blocks smaller).
+
+    Seen to fail: Pruner.step without apply_masks (pruned weights not zero in best.pt);
+    update_gradual cutting to half the cubic target (sparsity 0.3); the block rule
+    comparing each entry's |w| instead of its block's largest (tiles half pruned)."""
+    schedule = [f"pruning.groups.{group}.{setting}" for group in ("recurrent", "input", "fc")
+                for setting in METHOD_SCHEDULES[method]]
+    extra = ["pruning.l1_strength=1e-3"] if method == "l1" else []
+    metrics = train(compose_train(tiny_train_overrides + ["trainer.epochs=4", f"pruning={method}"]
+                                  + schedule + extra), RunDirectory(tmp_path))
+
+    on_disk = json.loads((tmp_path / "metrics.json").read_text())
+    assert on_disk["pruning_method"] == method
+    checkpoint = load_checkpoint(tmp_path / "checkpoints/best.pt")
+    assert checkpoint["pruner"]["method"] == method
+    assert assert_masked_weights_are_zero(checkpoint) > 0
+    for group, entry in checkpoint["pruner"]["groups"].items():
+        sparsity = on_disk["pruning"][f"sparsity/{group}"]
+        if method == "block":
+            assert 0.1 < sparsity < 1.0, group
+            for matrix in entry["matrices"].values():
+                assert_whole_blocks(matrix["mask"], (4, 4))
+        else:
+            numel = sum(m["mask"].numel() for m in entry["matrices"].values())
+            assert sparsity == pytest.approx(0.6, abs=len(entry["matrices"]) / numel), group
+    assert math.isfinite(metrics["test_loss"])
+
+
+def test_bf16_training_keeps_pruned_weights_exactly_zero_and_its_checkpoint_loads(
+        tiny_train_overrides, micro_corpus, tmp_path):
+    """CPU autocast in bfloat16 with Narang pruning: the training forward runs in bf16, the loss
+    stays finite, the masks stay exact through bf16 matrix products, and the best checkpoint
+    loads into a recognizer.
+
+    Seen to fail: Pruner.step without apply_masks (pruned weights not zero); train_step's
+    autocast switched off (the output layer ran in float32)."""
+    trainer = Trainer(compose_train(tiny_train_overrides + [
+        "trainer.epochs=4", "trainer.precision=bf16", "pruning=narang"] + FAST_SCHEDULE),
+        RunDirectory(tmp_path))
+    output_dtypes = set()
+    trainer.model.fc.output.register_forward_hook(
+        lambda module, inputs, output: output_dtypes.add(output.dtype) if module.training else None)
+    metrics = trainer.run()
+    assert output_dtypes == {torch.bfloat16}
+    assert math.isfinite(metrics["test_loss"])
+    assert metrics["nonfinite_steps"] == 0
+    checkpoint = load_checkpoint(tmp_path / "checkpoints/best.pt")
+    assert checkpoint["config"]["trainer"]["precision"] == "bf16"
+    assert assert_masked_weights_are_zero(checkpoint) > 0
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert all(math.isfinite(e.value) for e in events.Scalars("train/loss"))
+    recognizer = Recognizer.from_checkpoint(tmp_path, torch.device("cpu"))
+    assert all(p.dtype == torch.float32 for p in recognizer.model.parameters())
+    audio = read_jsonl(micro_corpus / "test.jsonl")[0].audio_filepath
+    assert isinstance(recognizer.transcribe([audio], autocast_dtype=torch.bfloat16)[0], str)
+
+
+def test_fp16_on_the_cpu_stops_before_training_saying_what_to_use_instead(tiny_train_overrides, tmp_path):
+    """fp16 is a GPU setting (scripts/check_gpu.py trains with it there).
+
+    Seen to fail: autocast_dtype without its fp16-on-CPU check (the run trained)."""
+    with pytest.raises(StartupError, match="trainer.precision=fp16 needs a GPU; use bf16 or fp32"):
+        train(compose_train(tiny_train_overrides + ["trainer.precision=fp16", "trainer.device=cpu"]),
+              RunDirectory(tmp_path))
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_predict_command_prints_each_group_and_the_model(tiny_train_overrides):
