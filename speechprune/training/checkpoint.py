@@ -6,12 +6,12 @@ model without the run directory: the resolved config and the alphabet.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from speechprune.atomic_write import atomic_open
 
 
 # Written into every training checkpoint, and checked by whoever loads one.
@@ -29,20 +29,14 @@ class CheckpointWriteError(OSError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write `state` to `path` atomically: a temporary file in the same folder, flushed to disk,
-    then renamed over the target (rename is atomic on POSIX). A write that fails half-way
-    removes the temporary file and raises CheckpointWriteError."""
+    """Write `state` to `path` atomically (speechprune.atomic_write: a temporary file beside
+    it, flushed to disk, renamed over it). A write that fails half-way (disk full) removes the
+    temporary file and raises CheckpointWriteError; the previous checkpoint stays."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as out:
+        with atomic_open(path, "wb") as out:
             torch.save(state, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, path)
     except BaseException as error:
-        Path(temporary).unlink(missing_ok=True)
         failed_write = _os_error_behind(error)
         if failed_write is not None:
             raise CheckpointWriteError(

@@ -7,7 +7,7 @@ import resource
 import pytest
 import torch
 
-from speechprune.training import checkpoint
+from speechprune import atomic_write
 from speechprune.training.checkpoint import (CheckpointError, CheckpointWriteError,
                                              load_checkpoint, resolve_checkpoint, save_checkpoint)
 
@@ -70,14 +70,14 @@ def test_disk_full_half_way_keeps_the_previous_checkpoint_and_names_the_path(tmp
     """The disk fills up 20,000 bytes into a checkpoint write: the error names the file, the
     previous checkpoint is left byte for byte and the temporary file is gone.
 
-    Seen to fail: save_checkpoint writing straight to `path` (no temporary file, no
+    Seen to fail: the write going straight to `path` (no temporary file, no
     rename): the previous checkpoint's bytes were overwritten by the part that fitted."""
     path = tmp_path / "last.pt"
     save_checkpoint({"step": 1, "w": torch.ones(10_000)}, path)
     before = path.read_bytes()
-    real_fdopen = os.fdopen
-    monkeypatch.setattr(checkpoint.os, "fdopen",
-                        lambda *args, **kwargs: FullDisk(real_fdopen(*args, **kwargs), 20_000))
+    monkeypatch.setattr(atomic_write, "open",
+                        lambda *args, **kwargs: FullDisk(open(*args, **kwargs), 20_000),
+                        raising=False)
     with pytest.raises(CheckpointWriteError) as full:
         save_checkpoint({"step": 2, "w": torch.zeros(10_000)}, path)
     monkeypatch.undo()
@@ -102,7 +102,7 @@ def test_training_whose_checkpoint_cannot_be_written_resumes_from_the_previous_o
     line naming the file, the epoch-1 checkpoint is untouched and no temporary file is left;
     the same command without the limit resumes from it and finishes.
 
-    Seen to fail: save_checkpoint writing straight to `path` (last.pt overwritten by the
+    Seen to fail: the write going straight to `path` (last.pt overwritten by the
     part that fitted); the CheckpointWriteError wrapping removed (a traceback ending in torch's
     zip writer RuntimeError, naming no file)."""
     common = tiny_train_overrides + ["trainer.checkpoint_every_steps=1"]
