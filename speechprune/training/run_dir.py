@@ -21,6 +21,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from speechprune import atomic_write
+
 
 def git_state(repo: Path) -> dict[str, Any]:
     """Revision of the code that ran, and whether it had uncommitted changes."""
@@ -143,9 +145,7 @@ class RunDirectory:
         (self.path / "git.json").write_text(json.dumps(git_state(package_root), indent=2))
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
-        temporary = self.metrics_file.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        temporary.replace(self.metrics_file)
+        atomic_write.write_text(self.metrics_file, json.dumps(metrics, indent=2, sort_keys=True))
 
     def read_metrics(self) -> dict[str, Any]:
         return json.loads(self.metrics_file.read_text()) if self.metrics_file.is_file() else {}
