@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from speechprune.config import DataCheckConfig, TextConfig
@@ -286,5 +287,8 @@ def check_manifest(path: str | Path, cfg: DataCheckConfig) -> CheckReport:
 
     Raises ManifestError when the manifest itself cannot be read."""
     utterances = read_manifest(path, cfg.format)
-    return check_utterances(utterances, Alphabet.from_config(cfg.text), cfg.text,
+    # A plain TextConfig: each field read of a DictConfig costs ~30 us, and every utterance's
+    # transcript reads four (a sixth of data check's time, measured on 20,000 lines).
+    text_cfg = OmegaConf.to_object(cfg.text) if OmegaConf.is_config(cfg.text) else cfg.text
+    return check_utterances(utterances, Alphabet.from_config(text_cfg), text_cfg,
                             CheckLimits.from_config(cfg), cfg.workers)
