@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from speechprune.pruning.pruner import Pruner
+
+class GroupOwner(Protocol):
+    """What the report needs of a pruner (speechprune.pruning.pruner.Pruner): which group owns
+    each pruned parameter. A protocol, so the pruner (which reports its sparsity) and this
+    module do not import each other."""
+
+    def group_of_parameter(self) -> dict[str, str]: ...
 
 
 @dataclass
@@ -58,7 +63,7 @@ class SparsityReport:
 
 
 @torch.no_grad()
-def sparsity_report(model: nn.Module, pruner: Optional["Pruner"] = None) -> SparsityReport:
+def sparsity_report(model: nn.Module, pruner: Optional[GroupOwner] = None) -> SparsityReport:
     """Count every parameter's entries and exact zeros; `pruner` (or None for a dense model)
     names the group of each pruned parameter."""
     owner = pruner.group_of_parameter() if pruner is not None else {}
