@@ -50,3 +50,12 @@ def trained_run(micro_corpus, tmp_path_factory) -> Path:
     cfg = compose_train(TINY_MODEL + corpus_overrides(micro_corpus) + ["trainer.epochs=2"])
     train(cfg, RunDirectory(run_dir))
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def domain_lm(tmp_path_factory):
+    """A KenLM model of a small text domain (tests/lm/lm_test_support.py), built once per
+    session: for the language-model tests and the decoder-weight tuning tests."""
+    from lm.lm_test_support import build_domain_lm
+
+    return build_domain_lm(tmp_path_factory.mktemp("domain_lm"))

@@ -19,7 +19,7 @@ register_configs()
 def run(cfg: LmTuneConfig) -> None:
     from speechprune.data.manifest import load_utterances
     from speechprune.lm.files import LanguageModelError
-    from speechprune.lm.tuning import collect_emissions, save_tuning, tune_weights
+    from speechprune.decoding.tuning import collect_emissions, save_tuning, tune_weights
     from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
 
     if not cfg.decoder.lm:

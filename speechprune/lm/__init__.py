@@ -1,5 +1,6 @@
 """Word and character n-gram language models (KenLM) for beam-search decoding: building them
-from transcripts, loading and scoring them, and tuning their weight in the decoder."""
+from transcripts, loading and scoring them. Tuning their weight in the beam decoder is
+speechprune.decoding.tuning (it decodes, so it sits above both)."""
 
 from speechprune.lm.files import (LanguageModelError, LmFiles, read_decoder_params,
                                   write_decoder_params)

@@ -1,4 +1,4 @@
-"""speechprune.lm.tuning and `speechprune lm tune`: alpha/beta found on a dev set, written
+"""speechprune.decoding.tuning and `speechprune lm tune`: alpha/beta found on a dev set, written
 where beam decoding (and `speechprune evaluate`) picks them up."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from training_helpers import run_cli
 from speechprune.config import LmTuneConfig
 from speechprune.decoding.beam import build_decoder
 from speechprune.lm.files import read_decoder_params
-from speechprune.lm.tuning import DevEmissions, save_tuning, tune_weights
+from speechprune.decoding.tuning import DevEmissions, save_tuning, tune_weights
 
 
 def dev_set() -> DevEmissions:
