@@ -110,6 +110,9 @@ class DataConfig:
     train_manifest: str = "data/tiny/train.jsonl"
     dev_manifest: str = "data/tiny/dev.jsonl"
     test_manifest: str = "data/tiny/test.jsonl"
+    # More test sets, evaluated with the best checkpoint beside the test set: name -> manifest.
+    # Each gives <name>_wer / <name>_cer in metrics.json and test_sets/<name>/* in TensorBoard.
+    extra_test_manifests: dict[str, str] = field(default_factory=dict)
     # "auto" guesses from the path: .jsonl/.json, .csv, .tsv (Common Voice), or a directory
     # (LibriSpeech tree).
     format: str = "auto"
@@ -156,11 +159,19 @@ class CorpusConfig:
     # espeak-ng speakers are every accent x variant pair. Variants that are barely intelligible
     # (whisper, croak, robots, novelty voices) are left out on purpose.
     espeak_accents: list[str] = field(default_factory=lambda: [
-        "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
-        "en-029", "en-us-nyc"])
+        "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-029",
+        "en-us-nyc"])
     espeak_variants: list[str] = field(default_factory=lambda: [
         "m1", "m2", "m3", "m4", "m6", "m7", "f1", "f2", "f3", "f4", "Alex", "Andy", "Annie",
         "david", "ed", "linda", "max", "paul", "rob", "steph"])
+    # The unseen-voices split (unseen_voices.jsonl): speakers no other split hears, to measure
+    # how the model does on voices it never trained on. Its voices are the natural speakers
+    # below and every espeak-ng pair whose accent or variant is listed here.
+    unseen_fraction: float = 0.1  # share of sentences, disjoint from the other splits' too
+    unseen_natural_speakers: list[str] = field(default_factory=lambda: ["rms"])
+    unseen_espeak_accents: list[str] = field(default_factory=lambda: ["en-gb-x-gbcwmd"])
+    unseen_espeak_variants: list[str] = field(default_factory=lambda: [
+        "m5", "m8", "f5", "klatt3", "Gene", "Jacky", "adam", "belinda", "edward", "quincy"])
     # Speaking rate of espeak-ng at rate multiplier 1 (words per minute; espeak's default is 175).
     espeak_words_per_minute: float = 160.0
     # Duration stretch at rate multiplier 1 (>1 is slower; 1.2 sounds most natural for flite).

@@ -20,7 +20,8 @@ TINY_MODEL = ["model.conv_layers=1", "model.conv_channels=[4]", "model.conv_kern
 
 def corpus_overrides(corpus: Path) -> list[str]:
     return [f"data.train_manifest={corpus}/train.jsonl", f"data.dev_manifest={corpus}/dev.jsonl",
-            f"data.test_manifest={corpus}/test.jsonl"]
+            f"data.test_manifest={corpus}/test.jsonl",
+            f"++data.extra_test_manifests.unseen_voices={corpus}/unseen_voices.jsonl"]
 
 
 def compose_train(overrides: list[str]):

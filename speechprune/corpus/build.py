@@ -5,7 +5,7 @@ atomically and skipped when present, so an interrupted build continues where it 
 `.complete` marker is written last and a corpus that has it is not built again.
 
 Layout of `output_dir`: plan.json, audio/<split>/<speaker>/<id>.flac, train.jsonl, dev.jsonl,
-test.jsonl, build_info.json, .complete.
+test.jsonl, unseen_voices.jsonl, build_info.json, .complete.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from speechprune.config import CorpusConfig
 from speechprune.corpus.plan import PlannedUtterance, load_plan, make_plan, plan_settings, save_plan
 from speechprune.corpus.split import SPLITS
 from speechprune.corpus.synthesize import synthesize_job
-from speechprune.corpus.voices import FESTIVAL, check_engines_installed, voice_catalogue
+from speechprune.corpus.voices import (
+    FESTIVAL, check_engines_installed, unseen_voice_catalogue, voice_catalogue)
 from speechprune.data.audio import audio_duration
 from speechprune.data.manifest import Utterance, write_jsonl
 
@@ -50,10 +51,12 @@ def build_corpus(cfg: CorpusConfig, max_utterances: int | None = None) -> BuildR
     started = time.monotonic()
     output_dir = Path(cfg.output_dir)
     if (output_dir / MARKER).is_file():
+        # A corpus of an older plan (other settings, fewer splits) must not pass for this one.
+        load_plan(output_dir / PLAN_FILE, plan_settings(cfg))
         log.info("%s is already complete (%s present); delete the folder to rebuild it",
                  output_dir, MARKER)
         return BuildResult(output_dir, True, True, 0, time.monotonic() - started)
-    check_engines_installed(voice_catalogue(cfg))
+    check_engines_installed(voice_catalogue(cfg) + unseen_voice_catalogue(cfg))
     plan = _load_or_make_plan(cfg, output_dir)
     pending = [u for u in plan if not (output_dir / u.audio).is_file()]
     if len(pending) < len(plan):

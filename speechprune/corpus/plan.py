@@ -11,15 +11,17 @@ from pathlib import Path
 from speechprune import atomic_write
 from speechprune.config import CorpusConfig
 from speechprune.corpus.prompts import Prompt
-from speechprune.corpus.split import HELD_OUT, SPLITS, split_counts, split_speakers
-from speechprune.corpus.voices import Voice, voice_catalogue, voices_by_speaker
+from speechprune.corpus.split import (
+    HELD_OUT, SPLITS, UNSEEN_VOICES, SplitError, split_counts, split_speakers)
+from speechprune.corpus.voices import (
+    Voice, unseen_voice_catalogue, voice_catalogue, voices_by_speaker)
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2  # 2: the unseen_voices split
 # Rough seconds of finished audio per prompt at rate 1: a fixed part, a part per spoken
 # character and one per comma pause; fitted on built corpora of both kinds (within 3% of the
 # total). Only used to size the corpus.
 ESTIMATE_BASE_S, ESTIMATE_S_PER_CHAR, ESTIMATE_S_PER_PAUSE = 0.49, 0.055, 0.24
-# dev and test get at least one natural and one espeak-ng utterance.
+# Each held-out split gets at least one natural and one espeak-ng utterance.
 MIN_UTTERANCES_PER_SPLIT = 2
 # Settings that do not change what is synthesized (a resume may change them).
 NOT_PLAN_SETTINGS = {"output_dir", "workers", "job_size", "festival_job_size",
@@ -98,15 +100,20 @@ def _prefix_for_seconds(prompts: list[Prompt], target_s: float) -> list[Prompt] 
 
 
 def make_plan(cfg: CorpusConfig) -> list[PlannedUtterance]:
-    """Every utterance of the corpus, train first, then dev, then test."""
+    """Every utterance of the corpus, split by split in the order of SPLITS."""
     if not 0 <= cfg.natural_share <= 1:
         raise PlanError(f"corpus.natural_share must be in [0, 1], got {cfg.natural_share}")
     rng = random.Random(cfg.seed)
     speakers = voices_by_speaker(voice_catalogue(cfg))
     speakers_of_split = split_speakers(speakers, cfg.dev_fraction, cfg.test_fraction, rng)
+    unseen = voices_by_speaker(unseen_voice_catalogue(cfg))
+    _check_unseen_split(cfg, unseen)
+    speakers |= unseen
+    speakers_of_split[UNSEEN_VOICES] = sorted(unseen)
     prompts = corpus_prompts(cfg, rng)
-    counts = split_counts(len(prompts), cfg.dev_fraction, cfg.test_fraction,
-                          MIN_UTTERANCES_PER_SPLIT)
+    fractions = {"dev": cfg.dev_fraction, "test": cfg.test_fraction,
+                 UNSEEN_VOICES: cfg.unseen_fraction}
+    counts = split_counts(len(prompts), fractions, MIN_UTTERANCES_PER_SPLIT)
     plan = []
     start = 0
     for split in SPLITS:
@@ -124,6 +131,19 @@ def make_plan(cfg: CorpusConfig) -> list[PlannedUtterance]:
                 audio=f"audio/{split}/{voice.speaker}/{utterance_id}.flac",
             ))
     return plan
+
+
+def _check_unseen_split(cfg: CorpusConfig, unseen: dict[str, list[Voice]]) -> None:
+    """The unseen-voices split needs a share and both kinds of speaker (natural, espeak-ng)."""
+    if not 0 < cfg.unseen_fraction < 1:
+        raise SplitError(f"corpus.unseen_fraction must be in (0, 1), got {cfg.unseen_fraction}")
+    kinds = {voices[0].natural for voices in unseen.values()}
+    if kinds != {True, False}:
+        missing = ("corpus.unseen_natural_speakers" if True not in kinds
+                   else "corpus.unseen_espeak_accents or corpus.unseen_espeak_variants")
+        raise SplitError(f"the unseen-voices split would have no "
+                         f"{'natural' if True not in kinds else 'espeak-ng'} speaker; "
+                         f"list one in {missing}")
 
 
 def _assign_voices(count: int, speaker_ids: list[str], speakers: dict[str, list[Voice]],
@@ -163,13 +183,17 @@ def load_plan(path: Path, settings: dict) -> list[PlannedUtterance]:
         content = json.loads(path.read_text(encoding="utf-8"))
         saved_settings = content["settings"]
         utterances = [PlannedUtterance(**entry) for entry in content["utterances"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as error:
         raise PlanError(f"{path}: unreadable build plan ({error}); delete the corpus folder "
                         "and build again") from None
+    if content.get("format") != PLAN_FORMAT:
+        raise PlanError(f"{path.parent} was built by an older speechprune (plan format "
+                        f"{content.get('format')}, now {PLAN_FORMAT}); delete that folder and "
+                        "build again")
     changed = sorted(key for key in set(settings) | set(saved_settings)
                      if settings.get(key) != saved_settings.get(key))
     if changed:
-        raise PlanError(f"{path.parent} holds a partial build made with other settings "
+        raise PlanError(f"{path.parent} holds a build made with other settings "
                         f"({', '.join('corpus.' + key for key in changed)}); delete that folder "
                         "or choose another corpus.output_dir")
     return utterances

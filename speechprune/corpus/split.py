@@ -1,4 +1,8 @@
-"""Speaker and sentence splits: train, dev and test share neither speakers nor sentences."""
+"""Speaker and sentence splits: no two splits share a speaker or a sentence.
+
+dev and test hold speakers that train does not, drawn from the same accents, variants and
+engines; unseen_voices holds voices unlike any training voice (see voices.unseen_voice_catalogue).
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import random
 
 from speechprune.corpus.voices import Voice
 
-SPLITS = ("train", "dev", "test")
-HELD_OUT = ("dev", "test")
+UNSEEN_VOICES = "unseen_voices"
+SPLITS = ("train", "dev", "test", UNSEEN_VOICES)
+HELD_OUT = ("dev", "test", UNSEEN_VOICES)
 
 
 class SplitError(ValueError):
@@ -24,9 +29,9 @@ def split_speakers(speakers: dict[str, list[Voice]], dev_fraction: float,
     """
     natural = sorted(s for s, voices in speakers.items() if voices[0].natural)
     synthetic = sorted(s for s, voices in speakers.items() if not voices[0].natural)
-    if len(natural) < len(SPLITS):
-        raise SplitError(f"need at least {len(SPLITS)} natural speakers (one per split), "
-                         f"have {natural}")
+    if len(natural) < 3:
+        raise SplitError(f"need at least 3 natural speakers (one each for train, dev and test), "
+                         f"have {natural}; shorten corpus.unseen_natural_speakers")
     rng.shuffle(natural)
     natural.sort(key=lambda speaker: len(speakers[speaker]))  # stable: shuffled within ties
     rng.shuffle(synthetic)
@@ -43,14 +48,13 @@ def split_speakers(speakers: dict[str, list[Voice]], dev_fraction: float,
     }
 
 
-def split_counts(total: int, dev_fraction: float, test_fraction: float,
-                 minimum: int) -> dict[str, int]:
-    """Utterances per split: dev and test get their fraction (at least `minimum`), train the
-    rest (which must be at least `minimum` too)."""
-    dev = max(minimum, round(dev_fraction * total))
-    test = max(minimum, round(test_fraction * total))
-    train = total - dev - test
+def split_counts(total: int, fractions: dict[str, float], minimum: int) -> dict[str, int]:
+    """Utterances per split: each held-out split gets its fraction (at least `minimum`), train
+    the rest (which must be at least `minimum` too)."""
+    counts = {split: max(minimum, round(fractions[split] * total)) for split in HELD_OUT}
+    train = total - sum(counts.values())
     if train < minimum:
-        raise SplitError(f"{total} utterances are too few for train, dev ({dev}) and test "
-                         f"({test}); raise target_hours")
-    return {"train": train, "dev": dev, "test": test}
+        held_out = ", ".join(f"{split} ({count})" for split, count in counts.items())
+        raise SplitError(f"{total} utterances are too few for train and {held_out}; raise "
+                         "corpus.target_hours")
+    return {"train": train, **counts}

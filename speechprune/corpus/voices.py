@@ -39,9 +39,12 @@ class Voice:
         return f"{self.engine}:{self.name}"
 
 
-# The natural voices in Debian main; only these flite voices are clean enough to train on.
+# The natural voices in Debian main; only these flite voices are clean enough to train on
+# (kal is 8 kHz, awb_time speaks only times). Which speakers train and which are kept for the
+# unseen-voices split is the config's choice (corpus.unseen_natural_speakers).
 NATURAL_VOICES = (
     Voice(FLITE, "kal16", "kal", True, base_f0_hz=110.0),
+    Voice(FLITE, "rms", "rms", True, base_f0_hz=110.0),
     Voice(FLITE, "awb", "awb", True, base_f0_hz=110.0),
     Voice(FLITE, "slt", "slt", True, base_f0_hz=170.0),
     Voice(FESTIVAL, "kal_diphone", "kal", True, base_f0_hz=105.0, package="festvox-kallpc16k"),
@@ -51,18 +54,46 @@ NATURAL_VOICES = (
 )
 
 
-def espeak_voices(cfg: CorpusConfig) -> list[Voice]:
-    """One voice (and speaker) per configured accent x variant pair."""
-    return [
-        Voice(ESPEAK, f"{accent}+{variant}", f"espeak-{accent}-{variant}", False)
-        for accent in cfg.espeak_accents
-        for variant in cfg.espeak_variants
-    ]
+def _espeak_voice(accent: str, variant: str) -> Voice:
+    return Voice(ESPEAK, f"{accent}+{variant}", f"espeak-{accent}-{variant}", False)
 
 
 def voice_catalogue(cfg: CorpusConfig) -> list[Voice]:
-    """Every voice the build may use, natural voices first, in a fixed order."""
-    return list(NATURAL_VOICES) + espeak_voices(cfg)
+    """Every voice train, dev and test may use, natural voices first, in a fixed order: the
+    natural voices of speakers not kept unseen, and one espeak-ng voice (and speaker) per
+    configured accent x variant pair."""
+    check_unseen_settings(cfg)
+    natural = [v for v in NATURAL_VOICES if v.speaker not in cfg.unseen_natural_speakers]
+    return natural + [_espeak_voice(accent, variant) for accent in cfg.espeak_accents
+                      for variant in cfg.espeak_variants]
+
+
+def unseen_voice_catalogue(cfg: CorpusConfig) -> list[Voice]:
+    """The voices of the unseen-voices split, which no other split uses: the natural speakers
+    kept unseen, and every espeak-ng accent x variant pair of which the accent or the variant
+    (or both) is kept unseen, so each such voice differs from all training voices."""
+    check_unseen_settings(cfg)
+    natural = [v for v in NATURAL_VOICES if v.speaker in cfg.unseen_natural_speakers]
+    accents = list(cfg.espeak_accents) + list(cfg.unseen_espeak_accents)
+    variants = list(cfg.espeak_variants) + list(cfg.unseen_espeak_variants)
+    return natural + [_espeak_voice(accent, variant) for accent in accents for variant in variants
+                      if accent in cfg.unseen_espeak_accents
+                      or variant in cfg.unseen_espeak_variants]
+
+
+def check_unseen_settings(cfg: CorpusConfig) -> None:
+    """VoiceError naming the key when the unseen voices are unknown or also train."""
+    known = {voice.speaker for voice in NATURAL_VOICES}
+    unknown = sorted(set(cfg.unseen_natural_speakers) - known)
+    if unknown:
+        raise VoiceError(f"corpus.unseen_natural_speakers: unknown speakers {unknown}; the "
+                         f"natural speakers are {sorted(known)}")
+    for kind in ("accents", "variants"):
+        both = sorted(set(getattr(cfg, f"espeak_{kind}"))
+                      & set(getattr(cfg, f"unseen_espeak_{kind}")))
+        if both:
+            raise VoiceError(f"corpus.unseen_espeak_{kind} and corpus.espeak_{kind} share "
+                             f"{both}; an unseen voice must not also train")
 
 
 def voices_by_speaker(voices: list[Voice]) -> dict[str, list[Voice]]:

@@ -44,6 +44,8 @@ def custom_scalars_layout(groups: list[str]) -> dict[str, dict[str, list[Any]]]:
         CATEGORY_ERRORS: {
             "dev WER (%) and the baseline's": ["Multiline", [r"^dev/wer$", r"^baseline/(dev|test)_wer$"]],
             "dev CER (%) and the baseline's": ["Multiline", [r"^dev/cer$", r"^baseline/test_cer$"]],
+            "test WER (%) of every test set (best dev checkpoint)":
+                ["Multiline", [r"^test_sets/.*/wer$", r"^baseline/test_wer$"]],
             "test WER/CER relative to the baseline (paper form, >0 better)":
                 ["Multiline", [r"^hparams/relative_test_(wer|cer)$"]],
             "non-zero parameters": ["Multiline", [r"^params/nonzero$", r"^pruning/params/nonzero$",

@@ -47,6 +47,7 @@ class DataSetup:
     train_set: SpeechDataset
     dev_set: SpeechDataset
     test_set: SpeechDataset
+    extra_test_sets: dict[str, SpeechDataset]  # data.extra_test_manifests, by name
     train_sampler: BucketBatchSampler
     train_durations: list[float]  # seconds, by train index
     train_padding_fraction: float  # share of padded frames in the first epoch's batches
@@ -57,8 +58,10 @@ class DataSetup:
     def dev_loader(self) -> DataLoader:
         return evaluation_loader(self.dev_set, self.cfg)
 
-    def test_loader(self) -> DataLoader:
-        return evaluation_loader(self.test_set, self.cfg)
+    def test_loaders(self) -> dict[str, DataLoader]:
+        """The test set ("test") and each extra test set, by name."""
+        sets = {"test": self.test_set, **self.extra_test_sets}
+        return {name: evaluation_loader(dataset, self.cfg) for name, dataset in sets.items()}
 
 
 def evaluation_loader(dataset: SpeechDataset, cfg: DataConfig) -> DataLoader:
@@ -90,7 +93,8 @@ def total_training_steps(steps_per_epoch: int, trainer: TrainerConfig) -> int:
 
 def build_data(cfg: DataConfig, seed: int, time_stride: int,
                dist: DistributedContext) -> DataSetup:
-    """Read the three manifests and build datasets and the training sampler.
+    """Read the manifests (train, dev, test, the extra test sets) and build the datasets and
+    the training sampler.
 
     `time_stride` is the model's reduction of frames (for the CTC length check)."""
     alphabet = Alphabet.from_config(cfg.text)
@@ -98,6 +102,11 @@ def build_data(cfg: DataConfig, seed: int, time_stride: int,
     train = load_utterances(train_manifest, cfg)
     dev = load_utterances(absolute(cfg.dev_manifest), cfg)
     test = load_utterances(absolute(cfg.test_manifest), cfg)
+    if "test" in cfg.extra_test_manifests or "dev" in cfg.extra_test_manifests:
+        raise ValueError("data.extra_test_manifests: 'test' and 'dev' name the main sets; "
+                         "choose other names")
+    extra = {name: load_utterances(absolute(path), cfg)
+             for name, path in cfg.extra_test_manifests.items()}
     if not train:
         raise ValueError(f"data.train_manifest={cfg.train_manifest}: no utterances left "
                          f"(check data.min_duration_s / data.max_duration_s)")
@@ -116,5 +125,7 @@ def build_data(cfg: DataConfig, seed: int, time_stride: int,
         train_set=train_set,
         dev_set=evaluation_dataset(dev, cfg, alphabet, features, time_stride),
         test_set=evaluation_dataset(test, cfg, alphabet, features, time_stride),
+        extra_test_sets={name: evaluation_dataset(utterances, cfg, alphabet, features, time_stride)
+                         for name, utterances in extra.items()},
         train_sampler=sampler, train_durations=[u.duration for u in train],
         train_padding_fraction=padding_fraction(sampler.batches(0), lengths))

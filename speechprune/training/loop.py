@@ -380,9 +380,70 @@ class Trainer:
         return {"params/total": total, "params/nonzero": nonzero,
                 "params/sparsity": 1.0 - nonzero / total}
 
+    def evaluate_test_sets(self) -> dict[str, EvaluationResult]:
+        """The best checkpoint on the test set and each extra test set, by name."""
+        best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
+        self.model.load_state_dict(best["model"])
+        results = {}
+        for name, loader in self.data.test_loaders().items():
+            results[name] = result = evaluate(self.model, loader, self.data.alphabet, self.device,
+                                              self.amp_dtype, self.test_decoder, progress=name)
+            log.info("%s (best dev checkpoint, step %d, %s decoding): WER %.2f%%  CER %.2f%%",
+                     name, self.state.best_step, self.cfg.trainer.decoder.name, result.wer,
+                     result.cer)
+        return results
+
+    def final_metrics(self, results: dict[str, EvaluationResult], identical: bool,
+                      masks_identical: bool | None) -> dict[str, Any]:
+        """metrics.json: test figures of every test set, training totals, sizes, pruning."""
+        state, test = self.state, results["test"]
+        skipped_by_reason = Counter(state.skipped_by_reason)
+        for result in results.values():
+            skipped_by_reason.update(result.skipped_by_reason)
+        metrics: dict[str, Any] = {
+            "test_wer": test.wer, "test_cer": test.cer, "test_loss": test.loss,
+            **{f"{name}_{kind}": getattr(result, kind) for name, result in results.items()
+               if name != "test" for kind in ("wer", "cer")},
+            "dev_wer": state.best_dev_wer, "best_step": state.best_step,
+            "steps": state.step, "epochs": state.epoch,
+            "nonfinite_steps": state.nonfinite_steps,
+            "skipped_utterances": state.skipped_utterances + sum(r.skipped for r in results.values()),
+            "skipped_by_reason": dict(sorted(skipped_by_reason.items())),
+            "train_seconds": state.train_seconds,
+            "train_audio_seconds": state.audio_seconds,
+            "throughput_audio_s_per_s": state.audio_seconds / max(state.train_seconds, 1e-9),
+            "data_wait_fraction": state.data_wait_seconds / max(state.train_seconds, 1e-9),
+            "world_size": self.dist.world_size, "ranks_identical": identical,
+            **{k.replace("/", "_"): v for k, v in self.model_counts().items()},
+        }
+        if self.pruner is not None:
+            metrics.update(pruning_metrics(self.pruner, self.prediction))
+            metrics["masks_identical"] = masks_identical
+        if self.cfg.pruning.baseline:
+            metrics.update(relative_to_baseline(metrics, self.cfg.pruning.baseline))
+        return metrics
+
+    def log_final_metrics(self, results: dict[str, EvaluationResult],
+                          metrics: dict[str, Any]) -> None:
+        """Each test set's WER and CER (test_sets/<name>/*) and the hparams table."""
+        step = self.state.step
+        for name, result in results.items():
+            dashboard.log_scalars(self.writer, {f"test_sets/{name}/wer": result.wer,
+                                                f"test_sets/{name}/cer": result.cer}, step)
+        hparam_metrics = {f"hparams/{name}_{kind}": getattr(result, kind)
+                          for name, result in results.items() for kind in ("wer", "cer")}
+        hparam_metrics.update({"hparams/dev_wer": self.state.best_dev_wer,
+                               "hparams/params_nonzero": metrics["params_nonzero"],
+                               "hparams/sparsity": metrics["params_sparsity"]})
+        for key in ("relative_test_wer", "relative_test_cer", "param_reduction"):
+            if key in metrics:
+                hparam_metrics[f"hparams/{key}"] = metrics[key]
+        dashboard.log_hparams(self.writer, OmegaConf.to_container(self.cfg, resolve=True),
+                              hparam_metrics, step)
+
     def finish(self) -> dict[str, Any]:
-        """Evaluate the best checkpoint on the test set and write metrics.json."""
-        state = self.state
+        """Check the ranks agree, evaluate the best checkpoint on every test set and write
+        metrics.json (rank 0); returns the metrics (empty on other ranks)."""
         metrics: dict[str, Any] = {}
         # Bitwise, over the parameters only: batch-norm running statistics are each rank's own
         # (DDP sends rank 0's before every forward, so they differ after the last step).
@@ -391,42 +452,10 @@ class Trainer:
                                                             "pruning masks")
                            if self.pruner is not None else None)
         if self.dist.is_main:
-            best = load_checkpoint(self.run_dir.best_checkpoint, map_location=self.device)
-            self.model.load_state_dict(best["model"])
-            test = evaluate(self.model, self.data.test_loader(), self.data.alphabet, self.device,
-                            self.amp_dtype, self.test_decoder, progress="test")
-            log.info("test (best dev checkpoint, step %d, %s decoding): WER %.2f%%  CER %.2f%%",
-                     state.best_step, self.cfg.trainer.decoder.name, test.wer, test.cer)
-            metrics = {
-                "test_wer": test.wer, "test_cer": test.cer, "test_loss": test.loss,
-                "dev_wer": state.best_dev_wer, "best_step": state.best_step,
-                "steps": state.step, "epochs": state.epoch,
-                "nonfinite_steps": state.nonfinite_steps,
-                "skipped_utterances": state.skipped_utterances + test.skipped,
-                "skipped_by_reason": dict(sorted((Counter(state.skipped_by_reason)
-                                                  + Counter(test.skipped_by_reason)).items())),
-                "train_seconds": state.train_seconds,
-                "train_audio_seconds": state.audio_seconds,
-                "throughput_audio_s_per_s": state.audio_seconds / max(state.train_seconds, 1e-9),
-                "data_wait_fraction": state.data_wait_seconds / max(state.train_seconds, 1e-9),
-                "world_size": self.dist.world_size, "ranks_identical": identical,
-                **{k.replace("/", "_"): v for k, v in self.model_counts().items()},
-            }
-            if self.pruner is not None:
-                metrics.update(pruning_metrics(self.pruner, self.prediction))
-                metrics["masks_identical"] = masks_identical
-            if self.cfg.pruning.baseline:
-                metrics.update(relative_to_baseline(metrics, self.cfg.pruning.baseline))
+            results = self.evaluate_test_sets()
+            metrics = self.final_metrics(results, identical, masks_identical)
             self.run_dir.write_metrics(metrics)
-            hparam_metrics = {"hparams/test_wer": test.wer, "hparams/test_cer": test.cer,
-                              "hparams/dev_wer": state.best_dev_wer,
-                              "hparams/params_nonzero": metrics["params_nonzero"],
-                              "hparams/sparsity": metrics["params_sparsity"]}
-            for key in ("relative_test_wer", "relative_test_cer", "param_reduction"):
-                if key in metrics:
-                    hparam_metrics[f"hparams/{key}"] = metrics[key]
-            dashboard.log_hparams(self.writer, OmegaConf.to_container(self.cfg, resolve=True),
-                                  hparam_metrics, state.step)
+            self.log_final_metrics(results, metrics)
             self.writer.close()
         # Free DDP's reducer, which holds the process group and gloo's pending work, while the
         # interpreter is fully alive: left to the cyclic garbage collector it can be destroyed

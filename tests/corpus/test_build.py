@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from itertools import combinations
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ import soundfile as sf
 from speechprune.config import TextConfig
 from speechprune.corpus.build import BUILD_INFO_FILE, MARKER, build_corpus
 from speechprune.corpus.plan import PlanError
-from speechprune.corpus.split import SPLITS
+from speechprune.corpus.split import HELD_OUT, SPLITS, UNSEEN_VOICES
 from speechprune.corpus.voices import NATURAL_VOICES
 from speechprune.data.manifest import read_jsonl
 from speechprune.data.text import Alphabet
@@ -48,22 +49,39 @@ def test_speakers_and_sentences_are_disjoint_across_splits(built_corpus):
     entries = manifest_lines(built_corpus)
     speakers = {split: {e["speaker"] for e in entries[split]} for split in SPLITS}
     texts = {split: {e["text"] for e in entries[split]} for split in SPLITS}
-    for first, second in [("train", "dev"), ("train", "test"), ("dev", "test")]:
+    for first, second in combinations(SPLITS, 2):
         assert not speakers[first] & speakers[second]
         assert not texts[first] & texts[second]
 
 
-def test_dev_and_test_each_have_a_natural_and_an_espeak_speaker(built_corpus):
+def test_every_held_out_split_has_a_natural_and_an_espeak_speaker(built_corpus):
     entries = manifest_lines(built_corpus)
-    for split in ("dev", "test"):
+    for split in HELD_OUT:
         speakers = {e["speaker"] for e in entries[split]}
         assert speakers & NATURAL_SPEAKERS
         assert speakers - NATURAL_SPEAKERS
 
 
+def test_unseen_voices_differ_from_every_training_voice(built_corpus):
+    """An unseen voice is a natural speaker train never has, or an espeak-ng voice whose accent
+    or variant no training voice has (dev and test share both with train, by design).
+
+    Seen to fail: unseen_voice_catalogue taking pairs of training accents and variants
+    (`and` for `or`), and rms left in the training catalogue."""
+    entries = manifest_lines(built_corpus)
+    train_voices = {e["voice"] for e in entries["train"]}
+    train_accents = {v.split(":")[1].split("+")[0] for v in train_voices if v.startswith("espeak")}
+    train_variants = {v.split("+")[1] for v in train_voices if v.startswith("espeak")}
+    unseen = {e["voice"] for e in entries[UNSEEN_VOICES]}
+    assert "flite:rms" in unseen and not any("rms" in voice for voice in train_voices)
+    for voice in unseen - {"flite:rms"}:
+        accent, variant = voice.split(":")[1].split("+")
+        assert accent not in train_accents or variant not in train_variants, voice
+
+
 def test_train_holds_most_of_the_audio(built_corpus):
     info = json.loads((built_corpus / BUILD_INFO_FILE).read_text())
-    assert info["hours"]["train"] > info["hours"]["dev"] + info["hours"]["test"]
+    assert info["hours"]["train"] > sum(info["hours"][split] for split in HELD_OUT)
 
 
 def test_transcripts_are_inside_the_default_alphabet(built_corpus):
@@ -115,3 +133,11 @@ def test_resuming_with_other_settings_is_refused_naming_the_keys(small_config, t
     build_corpus(small_config(tmp_path), max_utterances=1)
     with pytest.raises(PlanError, match="corpus.seed"):
         build_corpus(small_config(tmp_path, seed=7))
+
+
+def test_a_finished_corpus_of_other_settings_is_refused_naming_the_keys(built_corpus,
+                                                                        small_config):
+    """Seen to fail: build_corpus returning at the .complete marker without reading the plan
+    (an old corpus without unseen_voices.jsonl passed for a new one)."""
+    with pytest.raises(PlanError, match="corpus.unseen_fraction"):
+        build_corpus(small_config(built_corpus, unseen_fraction=0.2))

@@ -8,6 +8,8 @@ from speechprune.config import CorpusConfig
 from speechprune.corpus.plan import (PlanError, estimate_seconds, load_plan, make_plan,
                                      plan_settings, save_plan)
 from speechprune.corpus.prompts import Prompt
+from speechprune.corpus.split import SplitError
+from speechprune.corpus.voices import VoiceError
 
 
 def test_the_plan_is_sized_by_target_hours():
@@ -47,3 +49,27 @@ def test_settings_that_do_not_change_the_audio_may_change_on_resume(tmp_path):
 def test_an_unknown_corpus_name_is_an_error_listing_the_names():
     with pytest.raises(PlanError, match="'tiny' or 'sentences'"):
         make_plan(CorpusConfig(name="huge"))
+
+
+@pytest.mark.parametrize("settings, error, key", [
+    ({"unseen_natural_speakers": []}, SplitError, "corpus.unseen_natural_speakers"),
+    ({"unseen_espeak_accents": [], "unseen_espeak_variants": []}, SplitError,
+     "corpus.unseen_espeak_accents"),
+    ({"unseen_fraction": 0.0}, SplitError, "corpus.unseen_fraction"),
+    ({"unseen_natural_speakers": ["nobody"]}, VoiceError, "corpus.unseen_natural_speakers"),
+    ({"unseen_espeak_variants": ["m1"]}, VoiceError, "corpus.unseen_espeak_variants"),
+    ({"unseen_espeak_accents": ["en-us"]}, VoiceError, "corpus.unseen_espeak_accents"),
+])
+def test_an_unseen_voices_split_that_would_be_empty_or_overlap_is_an_error_naming_the_key(
+        settings, error, key):
+    """Seen to fail: without _check_unseen_split the first case planned an unseen split of
+    espeak-ng voices only, and the overlap cases planned a split whose voices also train."""
+    with pytest.raises(error, match=key):
+        make_plan(CorpusConfig(target_hours=0.02, **settings))
+
+
+def test_the_unseen_voices_split_gets_its_share_of_distinct_sentences():
+    plan = make_plan(CorpusConfig(target_hours=0.2, unseen_fraction=0.15))
+    unseen = [u for u in plan if u.split == "unseen_voices"]
+    assert len(unseen) == round(0.15 * len(plan))
+    assert not {u.text for u in unseen} & {u.text for u in plan if u.split != "unseen_voices"}

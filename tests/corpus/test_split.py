@@ -40,5 +40,8 @@ def test_too_few_espeak_speakers_is_an_error_naming_the_fix():
 
 
 def test_too_few_utterances_is_an_error_naming_the_fix():
-    with pytest.raises(SplitError, match="target_hours"):
-        split_counts(4, 0.1, 0.1, minimum=2)
+    fractions = {"dev": 0.1, "test": 0.1, "unseen_voices": 0.1}
+    with pytest.raises(SplitError, match="corpus.target_hours"):
+        split_counts(7, fractions, minimum=2)
+    assert split_counts(100, fractions, minimum=2) == {"train": 70, "dev": 10, "test": 10,
+                                                       "unseen_voices": 10}

@@ -21,6 +21,7 @@ def write_test_experiment(conf_dir: Path, corpus: Path) -> str:
     settings: dict = {"experiment_name": "report_test"}
     for override in TINY_MODEL + corpus_overrides(corpus) + ["trainer.epochs=3"]:
         key, value = override.split("=", 1)
+        key = key.lstrip("+")  # a preset adds keys without Hydra's `++`
         *parents, leaf = key.split(".")
         node = settings
         for parent in parents:

@@ -130,7 +130,8 @@ def test_run_directory_holds_config_command_git_metrics_checkpoints_and_events(
     on_disk = json.loads((tmp_path / "metrics.json").read_text())
     assert on_disk == json.loads(json.dumps(metrics))  # floats round-trip exactly through JSON
     for key in ("test_wer", "test_cer", "dev_wer", "params_total", "params_nonzero", "steps",
-                "throughput_audio_s_per_s", "data_wait_fraction"):
+                "throughput_audio_s_per_s", "data_wait_fraction", "unseen_voices_wer",
+                "unseen_voices_cer"):
         assert key in on_disk
     assert on_disk["params_total"] == on_disk["params_nonzero"]  # dense
     assert load_checkpoint(run.last_checkpoint)["state"]["step"] == metrics["steps"]
@@ -141,9 +142,16 @@ def test_run_directory_holds_config_command_git_metrics_checkpoints_and_events(
     scalars = set(events.Tags()["scalars"])
     for tag in ("train/loss", "train/grad_norm", "train/learning_rate",
                 "train/throughput_audio_s_per_s", "dev/loss", "dev/wer", "dev/cer",
-                "params/total", "params/nonzero", "hparams/test_wer"):
+                "params/total", "params/nonzero", "hparams/test_wer", "hparams/unseen_voices_wer",
+                "test_sets/test/wer", "test_sets/unseen_voices/cer"):
         assert tag in scalars, tag
     assert events.Scalars("dev/wer")[-1].value == pytest.approx(metrics["dev_wer"])
+    # The extra test set (corpus_overrides names the micro corpus's unseen_voices.jsonl) is
+    # evaluated on its own utterances, not the test set's again.
+    assert events.Scalars("test_sets/unseen_voices/wer")[-1].value == pytest.approx(
+        metrics["unseen_voices_wer"])
+    assert (metrics["unseen_voices_wer"], metrics["unseen_voices_cer"]) != (
+        metrics["test_wer"], metrics["test_cer"])
     assert any("dev/samples" in tag for tag in events.Tags()["tensors"])
     hparams = events.PluginTagToContent("hparams")
     assert "_hparams_/session_start_info" in hparams
