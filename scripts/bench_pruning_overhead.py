@@ -30,8 +30,8 @@ from torch.nn.utils import prune
 
 from speechprune.commands import compose_config
 from speechprune.model.deepspeech2 import DeepSpeech2
+from speechprune.model.loss import ctc_loss
 from speechprune.pruning import build_pruner
-from speechprune.training.loss import ctc_loss
 
 BATCH, FRAMES, LABELS, FEATURES, CLASSES = 8, 300, 40, 161, 29
 

@@ -40,15 +40,15 @@ import torch
 from speechprune.commands import compose_config
 from speechprune.config import as_dict
 from speechprune.data.text import Alphabet
-from speechprune.decoding.recognizer import Recognizer
 from speechprune.deploy import native
 from speechprune.deploy.export import export_checkpoint
 from speechprune.deploy.onnx_export import export_onnx
 from speechprune.deploy.kernels import set_cpu_threads
 from speechprune.deploy.loader import load_exported
+from speechprune.inference.recognizer import Recognizer
+from speechprune.model.checkpoint import model_checkpoint, save_checkpoint
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning.magnitude import expand_block_mask
-from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
 
 BENCH_MODEL = ["model=bigru", "model.conv_layers=2", "model.conv_channels=[32,32]",
                "model.conv_kernels=[[11,41],[11,21]]", "model.conv_strides=[[2,2],[1,2]]"]

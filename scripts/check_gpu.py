@@ -107,9 +107,9 @@ def check_ddp(base: list[str], out: Path, device: str) -> dict:
 
 
 def check_export(run: str, out: Path, device: str) -> dict:
-    from speechprune.decoding.recognizer import Recognizer
     from speechprune.deploy.export import export_checkpoint
     from speechprune.deploy.loader import load_exported
+    from speechprune.inference.recognizer import Recognizer
 
     export = out / f"{run}.spx"
     export_checkpoint(out / run, export)

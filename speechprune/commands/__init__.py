@@ -41,9 +41,9 @@ def one_line_errors(command: str, *errors: type[BaseException]):
 def load_recognizer(command: str, model_path: str, device: str, parallel: bool = False):
     """Recognizer.from_checkpoint for `speechprune <command>`: a missing, corrupt or foreign model
     file ends the command with one line naming it (exit status 1) instead of a traceback."""
-    from speechprune.decoding.recognizer import Recognizer
     from speechprune.deploy.export import ExportError
-    from speechprune.training.checkpoint import CheckpointError
+    from speechprune.inference.recognizer import Recognizer
+    from speechprune.model.checkpoint import CheckpointError
     from speechprune.training.distributed import choose_device
 
     with one_line_errors(command, CheckpointError, ExportError):

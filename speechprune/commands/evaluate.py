@@ -22,13 +22,13 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="evaluate")
 def run(cfg: DictConfig) -> None:
-    from speechprune.data.dataset import describe_skips
+    from speechprune.config_paths import absolute
+    from speechprune.data.dataset import describe_skips, evaluation_dataset, evaluation_loader
     from speechprune.data.manifest import ManifestError, load_utterances
     from speechprune.decoding.beam import build_decoder, describe_decoder
-    from speechprune.decoding.evaluation import evaluate
     from speechprune.deploy.kernels import set_cpu_threads
+    from speechprune.inference.evaluation import evaluate
     from speechprune.lm.files import LanguageModelError
-    from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
 
     recognizer = load_recognizer("evaluate", absolute(cfg.model_path), cfg.device,
                                  parallel=set_cpu_threads(cfg.threads) > 1)

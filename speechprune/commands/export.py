@@ -20,9 +20,9 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="export")
 def run(cfg: DictConfig) -> None:
+    from speechprune.config_paths import absolute
     from speechprune.deploy.export import ExportError, export_checkpoint
-    from speechprune.training.checkpoint import CheckpointError
-    from speechprune.training.data_setup import absolute
+    from speechprune.model.checkpoint import CheckpointError
 
     with one_line_errors("export", ExportError, CheckpointError):
         if cfg.format == "onnx":

@@ -17,10 +17,11 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="lm_tune")
 def run(cfg: LmTuneConfig) -> None:
+    from speechprune.config_paths import absolute
+    from speechprune.data.dataset import evaluation_dataset, evaluation_loader
     from speechprune.data.manifest import load_utterances
-    from speechprune.lm.files import LanguageModelError
     from speechprune.decoding.tuning import collect_emissions, save_tuning, tune_weights
-    from speechprune.training.data_setup import absolute, evaluation_dataset, evaluation_loader
+    from speechprune.lm.files import LanguageModelError
 
     if not cfg.decoder.lm:
         sys.exit("speechprune lm tune: name the language model with decoder.lm=<dir> "

@@ -16,8 +16,8 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
+    from speechprune.model.checkpoint import CheckpointWriteError
     from speechprune.report.objective import sweep_objective
-    from speechprune.training.checkpoint import CheckpointWriteError
     from speechprune.training.loop import StartupError, train
     from speechprune.training.run_dir import RunDirectory
 

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from speechprune.config import AugmentConfig, TextConfig
+from speechprune.config import AugmentConfig, DataConfig, TextConfig
 from speechprune.data.audio import AudioError, audio_duration, load_audio
 from speechprune.data.augment import Augmenter, augmentation_rng
+from speechprune.data.batching import BucketBatchSampler
 from speechprune.data.features import FeatureExtractor
 from speechprune.data.manifest import Utterance
 from speechprune.data.text import Alphabet, TranscriptError, ctc_min_frames, normalize_text
@@ -235,6 +236,20 @@ def make_dataloader(dataset: SpeechDataset, batch_sampler, num_workers: int,
                       num_workers=num_workers, pin_memory=pin_memory, persistent_workers=False,
                       generator=generator)
 
+
+
+def evaluation_dataset(utterances: list[Utterance], cfg: DataConfig, alphabet: Alphabet,
+                       features: FeatureExtractor, time_stride: int) -> SpeechDataset:
+    """A dataset without augmentation (dev, test, `speechprune evaluate`)."""
+    return SpeechDataset(utterances, alphabet, cfg.text, features, augment_cfg=None,
+                         bad_input=cfg.bad_input, seed=0, time_stride=time_stride,
+                         sample_rate=cfg.features.sample_rate)
+
+
+def evaluation_loader(dataset: SpeechDataset, cfg: DataConfig) -> DataLoader:
+    """Batches of similar length in a fixed order, covering every utterance once."""
+    sampler = BucketBatchSampler.from_config(dataset.frame_lengths(), cfg.batching, train=False)
+    return make_dataloader(dataset, sampler, cfg.batching.num_workers)
 
 def skip_kind(error: Exception) -> str:
     """The kind of a bad utterance's error: an AudioError's own (missing, unreadable, empty,

@@ -10,9 +10,9 @@ on multiples of the hop (the signal is zero padded by half a window at both ends
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -76,6 +76,16 @@ class FeatureStats:
             raise FeatureStatsError(f"{path}: mean/std do not have {stats.num_features} bins; "
                                     "delete it to recompute")
         return stats
+
+
+def stats_to_dict(stats: Optional[FeatureStats]) -> Optional[dict[str, Any]]:
+    """The statistics as a checkpoint stores them (tensors kept)."""
+    return None if stats is None else asdict(stats)
+
+
+def stats_from_dict(entry: Optional[dict[str, Any]]) -> Optional[FeatureStats]:
+    """The statistics a checkpoint stored with `stats_to_dict`."""
+    return None if entry is None else FeatureStats(**entry)
 
 
 def _validate(cfg: FeatureConfig) -> None:

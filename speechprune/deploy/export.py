@@ -440,8 +440,7 @@ def export_checkpoint(model_path: str | Path, out: str | Path, *, layout: str = 
 
     `sparse_min_sparsity` (0..1) is stored as an inference setting: recurrent layers with at
     least that share of zero hidden-to-hidden weights run on the sparse kernels when loaded."""
-    from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, load_checkpoint,
-                                                 resolve_checkpoint)
+    from speechprune.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, resolve_checkpoint
 
     checkpoint_path = resolve_checkpoint(model_path, which)
     checkpoint = load_checkpoint(checkpoint_path)

@@ -46,14 +46,13 @@ def export_onnx(model_path: str | Path, out: str | Path, which: str = "best") ->
     except ImportError:
         raise ExportError("format=onnx needs the onnx package: pip install onnx "
                           "(make env installs it)") from None
-    from speechprune.decoding.recognizer import Recognizer
     from speechprune.deploy.export import feature_stats_to_json
-    from speechprune.training.checkpoint import load_checkpoint, resolve_checkpoint
+    from speechprune.model.checkpoint import load_checkpoint, load_trained_model, resolve_checkpoint
 
     checkpoint_path = resolve_checkpoint(model_path, which)
-    recognizer = Recognizer.from_checkpoint(checkpoint_path, torch.device("cpu"), which=which)
-    graph = OneUtteranceGraph(recognizer.model).eval()
-    example = torch.zeros(1, 200, recognizer.features.num_features)
+    trained = load_trained_model(checkpoint_path, torch.device("cpu"), which=which)
+    graph = OneUtteranceGraph(trained.model).eval()
+    example = torch.zeros(1, 200, trained.features.num_features)
     out = Path(out)
     with atomic_path(out) as temporary, warnings.catch_warnings():
         # The TorchScript exporter: torch.export (dynamo=True) cannot trace the model's checks
@@ -68,11 +67,11 @@ def export_onnx(model_path: str | Path, out: str | Path, which: str = "best") ->
                     "stats": feature_stats_to_json(checkpoint.get("feature_stats"))}
         for key, value in (("speechprune.alphabet", checkpoint["alphabet"]),
                            ("speechprune.features", json.dumps(features)),
-                           ("speechprune.time_stride", str(recognizer.time_stride))):
+                           ("speechprune.time_stride", str(trained.model.time_stride))):
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
         onnx.save(model, str(temporary))
-    state = recognizer.model.state_dict()
+    state = trained.model.state_dict()
     tensors = [TensorSummary(name, list(t.shape), "dense", int(torch.count_nonzero(t)),
                              t.numel() * t.element_size()) for name, t in state.items()]
     dense_bytes = sum(t.numel() * (4 if t.is_floating_point() else t.element_size())

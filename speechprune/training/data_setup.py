@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Optional
 
-from hydra.utils import to_absolute_path
 from torch.utils.data import DataLoader
 
 from speechprune.config import DataConfig, ModelConfig, TrainerConfig
+from speechprune.config_paths import absolute
 from speechprune.data.batching import BucketBatchSampler, padding_fraction
-from speechprune.data.dataset import SpeechDataset, make_dataloader
-from speechprune.data.features import FeatureExtractor, FeatureStats, load_or_compute_stats
-from speechprune.data.manifest import Utterance, load_utterances
+from speechprune.data.dataset import (SpeechDataset, evaluation_dataset, evaluation_loader,
+                                      make_dataloader)
+from speechprune.data.features import FeatureExtractor, load_or_compute_stats, stats_to_dict
+from speechprune.data.manifest import load_utterances
 from speechprune.data.text import Alphabet
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
-
-
-def absolute(path: str) -> str:
-    """A config path relative to where the command was started (Hydra may change the cwd)."""
-    try:
-        return to_absolute_path(path)
-    except ValueError:  # outside a Hydra app (tests, scripts)
-        return str(Path(path).absolute())
-
-
-def stats_to_dict(stats: Optional[FeatureStats]) -> Optional[dict[str, Any]]:
-    return None if stats is None else asdict(stats)
-
-
-def stats_from_dict(entry: Optional[dict[str, Any]]) -> Optional[FeatureStats]:
-    return None if entry is None else FeatureStats(**entry)
 
 
 @dataclass
@@ -62,20 +46,6 @@ class DataSetup:
         """The test set ("test") and each extra test set, by name."""
         sets = {"test": self.test_set, **self.extra_test_sets}
         return {name: evaluation_loader(dataset, self.cfg) for name, dataset in sets.items()}
-
-
-def evaluation_loader(dataset: SpeechDataset, cfg: DataConfig) -> DataLoader:
-    """Batches of similar length in a fixed order, covering every utterance once."""
-    sampler = BucketBatchSampler.from_config(dataset.frame_lengths(), cfg.batching, train=False)
-    return make_dataloader(dataset, sampler, cfg.batching.num_workers)
-
-
-def evaluation_dataset(utterances: list[Utterance], cfg: DataConfig, alphabet: Alphabet,
-                       features: FeatureExtractor, time_stride: int) -> SpeechDataset:
-    """A dataset without augmentation (dev, test, `speechprune evaluate`)."""
-    return SpeechDataset(utterances, alphabet, cfg.text, features, augment_cfg=None,
-                         bad_input=cfg.bad_input, seed=0, time_stride=time_stride,
-                         sample_rate=cfg.features.sample_rate)
 
 
 def model_for_data(model_cfg: ModelConfig, data_cfg: DataConfig) -> DeepSpeech2:

@@ -26,17 +26,17 @@ from tqdm import tqdm
 from speechprune.config import TrainConfig
 from speechprune.data.dataset import describe_skips
 from speechprune.decoding.beam import build_decoder
-from speechprune.decoding.evaluation import EvaluationResult, evaluate
+from speechprune.inference.evaluation import EvaluationResult, evaluate
 from speechprune.lm.files import LanguageModelError
+from speechprune.model.checkpoint import load_checkpoint, model_checkpoint, save_checkpoint
+from speechprune.model.loss import ctc_loss
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.report.layout import write_layout
 from speechprune.training import dashboard
-from speechprune.training.checkpoint import load_checkpoint, model_checkpoint, save_checkpoint
 from speechprune.training.data_setup import (DataSetup, build_data, model_for_data,
                                              total_training_steps)
 from speechprune.training.distributed import DistributedContext, setup_distributed
-from speechprune.training.loss import ctc_loss
 from speechprune.training.optim import build_optimizer, build_scheduler
 from speechprune.training.run_dir import RunDirectory
 

@@ -12,9 +12,9 @@ import torch
 from speechprune.commands import compose_config
 from speechprune.config import as_dict
 from speechprune.data.text import Alphabet
+from speechprune.model.checkpoint import model_checkpoint, save_checkpoint
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning.magnitude import expand_block_mask
-from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
 
 SMALL_MODEL = ["model.conv_layers=1", "model.conv_channels=[4]", "model.conv_kernels=[[5,11]]",
                "model.conv_strides=[[2,4]]", "model.hidden_size=40", "model.num_layers=2"]

@@ -11,13 +11,13 @@ import safetensors
 import safetensors.numpy
 import torch
 
-from speechprune.decoding.recognizer import Recognizer
 from speechprune.deploy.export import (ExportError, export_checkpoint, is_export_file,
                                        read_export)
 from speechprune.deploy import native
 from speechprune.deploy.int8_rnn import Int8Linear, Int8RecurrentLayer
 from speechprune.deploy.loader import load_exported
 from speechprune.deploy.sparse_rnn import SparseRecurrentLayer
+from speechprune.inference.recognizer import Recognizer
 
 CPU = torch.device("cpu")
 

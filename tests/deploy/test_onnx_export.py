@@ -11,7 +11,7 @@ import torch
 
 from speechprune.data.audio import load_audio
 from speechprune.decoding.beam import GreedyDecoder
-from speechprune.decoding.recognizer import Recognizer
+from speechprune.inference.recognizer import Recognizer
 from speechprune.deploy.onnx_export import export_onnx
 
 onnx = pytest.importorskip("onnx")

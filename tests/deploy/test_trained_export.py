@@ -25,7 +25,7 @@ from speechprune.config import CorpusConfig
 from speechprune.data.manifest import read_jsonl
 from speechprune.deploy import native
 from speechprune.deploy.export import export_checkpoint, read_export
-from speechprune.training.checkpoint import model_checkpoint, save_checkpoint
+from speechprune.model.checkpoint import model_checkpoint, save_checkpoint
 
 FIXTURE = Path(__file__).with_name("fixtures") / "quickstart_narang_h160.spx"
 

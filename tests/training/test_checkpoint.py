@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from speechprune import atomic_write
-from speechprune.training.checkpoint import (CheckpointError, CheckpointWriteError,
-                                             load_checkpoint, resolve_checkpoint, save_checkpoint)
+from speechprune.model.checkpoint import (CheckpointError, CheckpointWriteError,
+                                          load_checkpoint, resolve_checkpoint, save_checkpoint)
 
 from speechprune.training.loop import train
 from speechprune.training.run_dir import RunDirectory

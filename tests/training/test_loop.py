@@ -22,7 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from speechprune.data import dataset as dataset_module
 from speechprune.data.manifest import read_jsonl, write_jsonl
-from speechprune.training.checkpoint import load_checkpoint
+from speechprune.model.checkpoint import load_checkpoint
 from speechprune.training.loop import Trainer, train
 from speechprune.training.run_dir import RunDirectory
 

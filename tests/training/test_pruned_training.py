@@ -11,8 +11,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from training_helpers import compose_train, run_cli
 
 from speechprune.data.manifest import read_jsonl
-from speechprune.decoding.recognizer import Recognizer
-from speechprune.training.checkpoint import load_checkpoint
+from speechprune.inference.recognizer import Recognizer
+from speechprune.model.checkpoint import load_checkpoint
 from speechprune.training.loop import StartupError, Trainer, train
 from speechprune.training.run_dir import RunDirectory
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from speechprune.data.text import Alphabet
 from speechprune.decoding.beam import GreedyDecoder
 from speechprune.decoding.metrics import ErrorCounts
-from speechprune.training.loss import ctc_loss
+from speechprune.model.loss import ctc_loss
 
 
 @dataclass

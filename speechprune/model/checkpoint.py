@@ -1,17 +1,25 @@
 """Checkpoints on disk: written atomically, so a kill at any moment leaves the last good one.
 
 A checkpoint is one `torch.save`d dict. Every checkpoint carries what is needed to rebuild the
-model without the run directory: the resolved config and the alphabet.
+model without the run directory: the resolved config and the alphabet. Training writes them and
+resumes from them; inference and export read them (`load_trained_model`), which is why they
+live here, below both.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import OmegaConf
 
 from speechprune.atomic_write import atomic_open
+from speechprune.config import DataConfig, ModelConfig
+from speechprune.data.features import FeatureExtractor, stats_from_dict
+from speechprune.data.text import Alphabet
+from speechprune.model.deepspeech2 import DeepSpeech2
 
 
 # Written into every training checkpoint, and checked by whoever loads one.
@@ -88,3 +96,37 @@ def resolve_checkpoint(model_path: str | Path, which: str = "best") -> Path:
     if not model_path.is_file():
         raise CheckpointError(f"{model_path}: no such checkpoint file or run directory")
     return model_path
+
+
+@dataclass
+class TrainedModel:
+    """The dense model of a training checkpoint, in eval mode, with what its inputs and outputs
+    need: the alphabet, the feature pipeline (with the run's statistics) and the data config."""
+
+    model: DeepSpeech2
+    alphabet: Alphabet
+    features: FeatureExtractor
+    data_cfg: DataConfig
+    source: Path  # the checkpoint file
+
+
+def load_trained_model(model_path: str | Path, device: torch.device,
+                       which: str = "best") -> TrainedModel:
+    """The model of a checkpoint file, or of a run directory's `which` (else `last`)
+    checkpoint, on `device`. Raises CheckpointError naming the file when it is missing, not
+    a speechprune training checkpoint, or its alphabet does not fit its config."""
+    path = resolve_checkpoint(model_path, which)
+    checkpoint = load_checkpoint(path, map_location=device)
+    if checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a speechprune training checkpoint")
+    config = checkpoint["config"]
+    data_cfg: DataConfig = OmegaConf.merge(OmegaConf.structured(DataConfig), config["data"])
+    model_cfg: ModelConfig = OmegaConf.merge(OmegaConf.structured(ModelConfig), config["model"])
+    alphabet = Alphabet.from_config(data_cfg.text)
+    if alphabet.symbols != checkpoint["alphabet"]:
+        raise CheckpointError(f"{path}: alphabet in the config and the checkpoint differ")
+    features = FeatureExtractor(data_cfg.features, stats_from_dict(checkpoint["feature_stats"]))
+    model = DeepSpeech2(model_cfg, features.num_features, len(alphabet)).to(device)
+    model.load_state_dict(checkpoint["model"])
+    model.eval()
+    return TrainedModel(model, alphabet, features, data_cfg, path)

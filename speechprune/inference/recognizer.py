@@ -1,4 +1,5 @@
-"""A trained recognizer: acoustic model + features + alphabet, loaded from a checkpoint."""
+"""A trained recognizer: acoustic model + features + alphabet, loaded from a checkpoint, a run
+directory or an export file."""
 
 from __future__ import annotations
 
@@ -7,18 +8,14 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
-from omegaconf import OmegaConf
 
-from speechprune.config import DataConfig, ModelConfig
+from speechprune.config import DataConfig
 from speechprune.data.audio import load_audio
 from speechprune.data.features import FeatureExtractor
 from speechprune.data.text import Alphabet
 from speechprune.decoding.beam import GreedyDecoder
 from speechprune.deploy.loader import is_export_file, load_exported
-from speechprune.model.deepspeech2 import DeepSpeech2
-from speechprune.training.checkpoint import (CHECKPOINT_FORMAT, CheckpointError, load_checkpoint,
-                                             resolve_checkpoint)
-from speechprune.training.data_setup import stats_from_dict
+from speechprune.model.checkpoint import load_trained_model
 
 
 @dataclass
@@ -40,21 +37,9 @@ class Recognizer:
             exported = load_exported(model_path, device, parallel=parallel)
             return cls(exported.model, exported.alphabet, exported.features, exported.data_cfg,
                        device, Path(exported.source))
-        path = resolve_checkpoint(model_path, which)
-        checkpoint = load_checkpoint(path, map_location=device)
-        if checkpoint.get("format") != CHECKPOINT_FORMAT:
-            raise CheckpointError(f"{path}: not a speechprune training checkpoint")
-        config = checkpoint["config"]
-        data_cfg: DataConfig = OmegaConf.merge(OmegaConf.structured(DataConfig), config["data"])
-        model_cfg: ModelConfig = OmegaConf.merge(OmegaConf.structured(ModelConfig), config["model"])
-        alphabet = Alphabet.from_config(data_cfg.text)
-        if alphabet.symbols != checkpoint["alphabet"]:
-            raise CheckpointError(f"{path}: alphabet in the config and the checkpoint differ")
-        features = FeatureExtractor(data_cfg.features, stats_from_dict(checkpoint["feature_stats"]))
-        model = DeepSpeech2(model_cfg, features.num_features, len(alphabet)).to(device)
-        model.load_state_dict(checkpoint["model"])
-        model.eval()
-        return cls(model, alphabet, features, data_cfg, device, path)
+        trained = load_trained_model(model_path, device, which)
+        return cls(trained.model, trained.alphabet, trained.features, trained.data_cfg, device,
+                   trained.source)
 
     @property
     def time_stride(self) -> int:
