@@ -32,8 +32,8 @@ from speechprune.model.checkpoint import load_checkpoint, model_checkpoint, save
 from speechprune.model.loss import ctc_loss
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
-from speechprune.report.layout import write_layout
 from speechprune.training import dashboard
+from speechprune.training.dashboard_layout import write_layout
 from speechprune.training.data_setup import (DataSetup, build_data, model_for_data,
                                              total_training_steps)
 from speechprune.training.distributed import DistributedContext, setup_distributed

@@ -14,7 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.custom_scalar import layout_pb2
 from training_helpers import run_cli
 
-from speechprune.report.layout import CATEGORY_ERRORS, CATEGORY_LOSS, CATEGORY_SPARSITY, CATEGORY_THRESHOLDS
+from speechprune.training.dashboard_layout import (CATEGORY_ERRORS, CATEGORY_LOSS,
+                                                  CATEGORY_SPARSITY, CATEGORY_THRESHOLDS)
 
 JOBS = ("pruning=none", "pruning=narang")
 
