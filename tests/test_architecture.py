@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("data",),       # manifests, text, audio, features, augmentation, batching
     ("corpus",),     # building the offline default corpora
     ("lm",),         # n-gram language models: building, files, scoring
-    ("model",),      # DeepSpeech2, its checkpoints, the CTC loss
+    ("model",),      # DeepSpeech2, its checkpoints, the CTC loss, the device it runs on
     ("pruning",),
     ("decoding",),   # greedy and beam search, WER/CER, decoder-weight tuning
     ("deploy",),     # export formats and the sparse/int8 kernels

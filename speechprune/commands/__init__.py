@@ -44,7 +44,7 @@ def load_recognizer(command: str, model_path: str, device: str, parallel: bool =
     from speechprune.deploy.export import ExportError
     from speechprune.inference.recognizer import Recognizer
     from speechprune.model.checkpoint import CheckpointError
-    from speechprune.training.distributed import choose_device
+    from speechprune.model.device import choose_device
 
     with one_line_errors(command, CheckpointError, ExportError):
         return Recognizer.from_checkpoint(model_path, choose_device(device), parallel=parallel)

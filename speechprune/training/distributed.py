@@ -11,6 +11,8 @@ from typing import Mapping, Optional
 import torch
 import torch.distributed as torch_dist
 
+from speechprune.model.device import choose_device
+
 log = logging.getLogger(__name__)
 
 
@@ -97,18 +99,6 @@ class DistributedContext:
     def close(self) -> None:
         if self.enabled and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
-
-
-def choose_device(requested: str, local_rank: int = 0) -> torch.device:
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("trainer.device=cuda but no CUDA device is available; use trainer.device=cpu")
-        return torch.device("cuda", local_rank)
-    if requested != "cpu":
-        raise ValueError(f"trainer.device={requested!r}: choose 'auto', 'cpu' or 'cuda'")
-    return torch.device("cpu")
 
 
 def setup_distributed(requested_device: str) -> DistributedContext:

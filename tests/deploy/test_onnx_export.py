@@ -11,8 +11,8 @@ import torch
 
 from speechprune.data.audio import load_audio
 from speechprune.decoding.beam import GreedyDecoder
-from speechprune.inference.recognizer import Recognizer
 from speechprune.deploy.onnx_export import export_onnx
+from speechprune.inference.recognizer import Recognizer
 
 onnx = pytest.importorskip("onnx")
 onnxruntime = pytest.importorskip("onnxruntime")
