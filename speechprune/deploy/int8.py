@@ -10,8 +10,8 @@ Which layout a matrix takes (`pack`):
 - "dense": every 16 x 4 quad, the dense int8 product;
 - "blocks": quads of the matrix's pruned blocks (blocks of 4, 8 or 16 rows and a multiple of 4
   columns: pruning=block's 4x4 and larger);
-- "unstructured": the level's lookup layout (AVX-512: 16 x 128 cells, AVX2: 8 x 32), or CSR
-  for the portable level.
+- "unstructured": the level's lookup layout (AVX-512: 16 x 128 cells; AVX2: 8-row steps over
+  32-column windows that slide along each row group's non-zeros), or CSR for the portable level.
 `fastest` times the candidates of a matrix once on this machine and keeps the quicker.
 """
 
@@ -26,15 +26,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from speechprune import atomic_write
 from speechprune.deploy import native
 from speechprune.deploy.block_kernels import detect_block_shape
 
-CSR, QUADS, ELL = 0, 1, 2
-# Cell shapes (rows, columns) of the unstructured layout per level, as the C kernels expect.
-ELL_CELLS = {"avx2": (8, 32), "avx512": (16, 128)}
+CSR, QUADS, ELL, WINDOWS = 0, 1, 2, 3
+# Shapes (rows, columns) of the unstructured layouts' cells and windows, as the C kernels expect.
+ELL_CELLS = {"avx512": (16, 128)}
+WINDOW_CELLS = {"avx2": (8, 32)}
 QUAD_ROWS = (16, 8, 4)  # rows per quad the kernels support, largest first
 # Above this share of non-zeros a sparse layout is larger than the dense one (an index per step
 # or quad on top of the values) and slower, so it is not even timed. An unpruned matrix lands
@@ -111,6 +113,8 @@ class PackedInt8Matrix:
         """e.g. 'int8 unstructured (16x128 lookups)', 'int8 blocks (4-row quads)', 'int8 dense'."""
         if self.layout == ELL:
             return f"int8 unstructured ({self.group_rows}x{self.panel_cols} lookups)"
+        if self.layout == WINDOWS:
+            return f"int8 unstructured ({self.group_rows}-row x {self.panel_cols}-column windows)"
         if self.layout == CSR:
             return "int8 unstructured (CSR)"
         return "int8 dense" if self.structure == "dense" else f"int8 blocks ({self.group_rows}-row quads)"
@@ -182,14 +186,83 @@ def _pack_ell(q: np.ndarray, scales: np.ndarray, level: str) -> PackedInt8Matrix
     total = int(ptr[-1])
     offsets = np.zeros((total, group_rows * 4), dtype=np.uint8)
     values = np.zeros((total, group_rows * 4), dtype=np.int8)
-    # AVX2 looks up in two 16-byte tables: offsets >= 16 go to the second, flagged by bit 7.
-    encoded = c if level != "avx2" else np.where(c < 16, c, (c - 16) | 0x80)
-    offsets[step, lane_byte] = encoded
+    offsets[step, lane_byte] = c
     values[step, lane_byte] = cells[g, p, r, c]
     arrays = {"ptr": ptr, "offsets": offsets.reshape(-1), "values": values.reshape(-1),
               **_common_arrays(padded, scales)}
     return PackedInt8Matrix((rows, cols), level, "unstructured", ELL, group_rows, panel_cols,
                             groups, panels, padded.shape, int(g.size), arrays)
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_steps(row_ptr, columns, weights, group_rows, width, last_base, ptr, bases, offsets,
+                  values, fill):  # pragma: no cover - compiled
+    """The steps of the SP_WINDOWS layout from the rows' CSR (row_ptr, columns, weights):
+    counts them into ptr when `fill` is False, writes bases, offsets and values when True.
+    Each step's window starts at the leftmost column some row of the group has not stored yet
+    (at most last_base, so it stays inside x) and takes up to 4 of each row's next non-zeros
+    inside it; the row at that column stores at least one, so every step makes progress."""
+    groups = ptr.shape[0] - 1
+    cursor = np.empty(group_rows, dtype=np.int64)
+    step = 0
+    for g in range(groups):
+        for r in range(group_rows):
+            cursor[r] = row_ptr[g * group_rows + r]
+        while True:
+            base = last_base + width
+            for r in range(group_rows):
+                if cursor[r] < row_ptr[g * group_rows + r + 1]:
+                    base = min(base, columns[cursor[r]])
+            if base == last_base + width:
+                break
+            base = min(base, last_base)
+            if fill:
+                bases[step] = base
+            for r in range(group_rows):
+                end = row_ptr[g * group_rows + r + 1]
+                taken = 0
+                while taken < 4 and cursor[r] < end and columns[cursor[r]] < base + width:
+                    if fill:
+                        lane = step * group_rows * 4 + r * 4 + taken
+                        c = columns[cursor[r]] - base
+                        # Two 16-byte tables: offsets >= 16 go to the second, flagged by bit 7.
+                        offsets[lane] = c if c < 16 else (c - 16) | 0x80
+                        values[lane] = weights[cursor[r]]
+                    cursor[r] += 1
+                    taken += 1
+            step += 1
+        if not fill:
+            ptr[g + 1] = step
+    return step
+
+
+def _pack_windows(q: np.ndarray, scales: np.ndarray, level: str) -> PackedInt8Matrix:
+    group_rows, width = WINDOW_CELLS[level]
+    rows, cols = q.shape
+    if cols > MAX_INDEX:
+        raise ValueError(f"the int8 kernels take at most {MAX_INDEX} columns, got {cols}")
+    groups = -(-rows // group_rows)
+    padded = _padded(q, groups * group_rows, -(-cols // width) * width)
+    row_index, col_index = np.nonzero(padded)
+    row_ptr = np.zeros(padded.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_index, minlength=padded.shape[0]), out=row_ptr[1:])
+    weights = padded[row_index, col_index]
+    col_index = col_index.astype(np.int64)
+    last_base = padded.shape[1] - width
+    ptr = np.zeros(groups + 1, dtype=np.uint32)
+    none_u16, none_u8, none_i8 = (np.zeros(0, np.uint16), np.zeros(0, np.uint8),
+                                  np.zeros(0, np.int8))
+    total = _window_steps(row_ptr, col_index, weights, group_rows, width, last_base, ptr,
+                          none_u16, none_u8, none_i8, False)
+    bases = np.zeros(total, dtype=np.uint16)
+    offsets = np.zeros(total * group_rows * 4, dtype=np.uint8)
+    values = np.zeros(total * group_rows * 4, dtype=np.int8)
+    _window_steps(row_ptr, col_index, weights, group_rows, width, last_base, ptr, bases,
+                  offsets, values, True)
+    arrays = {"ptr": ptr, "columns": bases, "offsets": offsets, "values": values,
+              **_common_arrays(padded, scales)}
+    return PackedInt8Matrix((rows, cols), level, "unstructured", WINDOWS, group_rows, width,
+                            groups, 1, padded.shape, int(row_index.size), arrays)
 
 
 def block_quad_rows(q: np.ndarray) -> int | None:
@@ -219,6 +292,8 @@ def pack(q: np.ndarray, scales: np.ndarray, level: str, structure: str) -> Packe
         if rows is None:
             raise ValueError("the matrix is not pruned in blocks of 4 columns")
         return _pack_quads(q, scales, level, rows, "blocks")
+    if level in WINDOW_CELLS:
+        return _pack_windows(q, scales, level)
     return _pack_csr(q, scales, level) if level == "portable" else _pack_ell(q, scales, level)
 
 

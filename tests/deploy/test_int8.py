@@ -208,3 +208,19 @@ def test_fastest_layout_is_timed_once_and_then_read_from_the_cache(tmp_path, mon
     # An unpruned matrix (int8 rounding zeroes a few weights) is dense without timing.
     dense = int8.fastest(*int8.quantize_rows(pruned(64, 64, 0.0, seed=12)), level, columns=8)
     assert dense.structure == "dense"
+
+
+@pytest.mark.parametrize("level", [level_param("avx2")])
+def test_avx2_windows_follow_the_non_zeros_and_stay_inside_x(level):
+    """Windows start at each row group's leftmost unstored non-zero, so at 90% sparsity they
+    store under 1.75 lanes per non-zero (fixed 32-column panels stored 2.35), and no window
+    reaches past the padded input. Seen to fail: windows snapped to 32-column panels
+    (base - base % width), 2.35 lanes per non-zero."""
+    q, scales = int8.quantize_rows(pruned(384, 1000, 0.9, seed=13))
+    matrix = int8.pack(q, scales, level, "unstructured")
+    assert matrix.layout == int8.WINDOWS
+    assert matrix.arrays["values"].size / matrix.nnz < 1.75
+    assert matrix.arrays["columns"].max() + 32 <= matrix.padded_shape[1]
+    x = np.random.default_rng(14).integers(-127, 128, (3, 1000)).astype(np.int8)
+    np.testing.assert_array_equal(int8.integer_product(matrix, x),
+                                  x.astype(np.int32) @ q.T.astype(np.int32))

@@ -1,5 +1,6 @@
-/* The AVX2 level (AVX2 + FMA: Intel Haswell and later, AMD Zen and later). Layouts: SP_ELL with
- * 8-row x 32-column cells for unstructured sparsity, SP_QUADS for blocks and dense matrices.
+/* The AVX2 level (AVX2 + FMA: Intel Haswell and later, AMD Zen and later). Layouts: SP_WINDOWS
+ * (8-row steps over 32-column windows) for unstructured sparsity, SP_QUADS for blocks and dense
+ * matrices.
  *
  * Products use vpmaddubsw (unsigned x signed bytes -> pairs summed into int16) and vpmaddwd
  * with ones (-> int32). To keep vpmaddubsw's pair sums from saturating, the sign of x moves
@@ -23,11 +24,13 @@
 #endif
 
 #define SP_LEVEL avx2
-#define ELL_ROWS 8
-#define ELL_COLUMNS 32
+#define WINDOW_ROWS 8
+#define WINDOW_COLUMNS 32
 
 int sp_supports_layout_avx2(const sp_int8_matrix *m) {
-    if (m->layout == SP_ELL) return m->group_rows == ELL_ROWS && m->panel_cols == ELL_COLUMNS;
+    if (m->layout == SP_WINDOWS)
+        return m->group_rows == WINDOW_ROWS && m->panel_cols == WINDOW_COLUMNS &&
+               m->padded_cols >= WINDOW_COLUMNS;
     return m->layout == SP_QUADS &&
            (m->group_rows == 4 || m->group_rows == 8 || m->group_rows == 16);
 }
@@ -52,54 +55,61 @@ static inline int32_t load_quad(const int8_t *x) {
     return v;
 }
 
-/* ---- SP_ELL: each step looks its 32 x bytes up in the panel's two 16-byte tables ---------- */
+/* ---- SP_WINDOWS: each step looks its 32 x bytes up in its window's two 16-byte halves ----- */
 
-static inline __m256i ell_lookup(__m256i low, __m256i high, __m256i offsets) {
-    /* Offsets with bit 7 set select from `high`: vpshufb gives 0 for them in the first lookup,
-     * and flipping bit 7 gives 0 for the others in the second. */
+static inline __m256i window_lookup(const int8_t *window, __m256i offsets) {
+    /* Offsets with bit 7 set select from the window's second half: vpshufb gives 0 for them in
+     * the first lookup, and flipping bit 7 gives 0 for the others in the second. */
+    const __m256i low = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)window));
+    const __m256i high = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(window + 16)));
     const __m256i flip = _mm256_set1_epi8((char)0x80);
     return _mm256_or_si256(_mm256_shuffle_epi8(low, offsets),
                            _mm256_shuffle_epi8(high, _mm256_xor_si256(offsets, flip)));
 }
 
-/* `columns` vectors (1 or 2) at once: each step's offsets and weights are read once for all. */
-static inline void ell_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
-                               int64_t x_stride, int32_t *out, int64_t out_stride) {
-    const int64_t panels = m->panels;
+static inline __m256i window_step(__m256i acc, const sp_int8_matrix *m, const int8_t *x,
+                                  size_t s) {
+    const __m256i offsets = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * s));
+    const __m256i weights = _mm256_loadu_si256((const __m256i *)(m->values + 32 * s));
+    return dot4(acc, window_lookup(x + m->columns[s], offsets), weights);
+}
+
+static void windows_matvec(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
+    for (int64_t g = 0; g < m->groups; g++) {
+        /* Four chains of products, so consecutive steps overlap. */
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+        __m256i acc2 = _mm256_setzero_si256(), acc3 = _mm256_setzero_si256();
+        size_t s = m->ptr[g];
+        const size_t end = m->ptr[g + 1];
+        for (; s + 3 < end; s += 4) {
+            acc0 = window_step(acc0, m, x, s);
+            acc1 = window_step(acc1, m, x, s + 1);
+            acc2 = window_step(acc2, m, x, s + 2);
+            acc3 = window_step(acc3, m, x, s + 3);
+        }
+        if (s < end) acc0 = window_step(acc0, m, x, s++);
+        if (s < end) acc1 = window_step(acc1, m, x, s++);
+        if (s < end) acc2 = window_step(acc2, m, x, s);
+        const __m256i sum = _mm256_add_epi32(_mm256_add_epi32(acc0, acc1), _mm256_add_epi32(acc2, acc3));
+        _mm256_storeu_si256((__m256i *)(out + WINDOW_ROWS * g), sum);
+    }
+}
+
+/* Four vectors at once: each step's offsets and weights are read once for all four. */
+static void windows_matmat4(const sp_int8_matrix *m, const int8_t *x, int64_t x_stride,
+                            int32_t *out, int64_t out_stride) {
     for (int64_t g = 0; g < m->groups; g++) {
         __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(),
                           _mm256_setzero_si256(), _mm256_setzero_si256()};
-        const uint32_t *cells = m->ptr + g * panels;
-        for (int64_t p = 0; p < panels; p++) {
-            uint32_t s = cells[p];
-            const uint32_t end = cells[p + 1];
-            if (s == end) continue;
-            __m256i low[2], high[2];
-            for (int c = 0; c < columns; c++) {
-                const int8_t *panel = x + c * x_stride + ELL_COLUMNS * p;
-                low[c] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)panel));
-                high[c] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(panel + 16)));
-            }
-            if (columns == 1) {
-                /* Two chains of products for one vector, so consecutive steps overlap. */
-                for (; s + 1 < end; s += 2) {
-                    const __m256i o0 = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * (size_t)s));
-                    const __m256i o1 = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * (size_t)s + 32));
-                    const __m256i w0 = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)s));
-                    const __m256i w1 = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)s + 32));
-                    acc[0] = dot4(acc[0], ell_lookup(low[0], high[0], o0), w0);
-                    acc[2] = dot4(acc[2], ell_lookup(low[0], high[0], o1), w1);
-                }
-            }
-            for (; s < end; s++) {
-                const __m256i o = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * (size_t)s));
-                const __m256i w = _mm256_loadu_si256((const __m256i *)(m->values + 32 * (size_t)s));
-                for (int c = 0; c < columns; c++) acc[c] = dot4(acc[c], ell_lookup(low[c], high[c], o), w);
-            }
+        for (size_t s = m->ptr[g]; s < m->ptr[g + 1]; s++) {
+            const __m256i offsets = _mm256_loadu_si256((const __m256i *)(m->offsets + 32 * s));
+            const __m256i weights = _mm256_loadu_si256((const __m256i *)(m->values + 32 * s));
+            const int8_t *window = x + m->columns[s];
+            for (int c = 0; c < 4; c++)
+                acc[c] = dot4(acc[c], window_lookup(window + c * x_stride, offsets), weights);
         }
-        if (columns == 1) acc[0] = _mm256_add_epi32(acc[0], acc[2]);
-        for (int c = 0; c < columns; c++)
-            _mm256_storeu_si256((__m256i *)(out + c * out_stride + ELL_ROWS * g), acc[c]);
+        for (int c = 0; c < 4; c++)
+            _mm256_storeu_si256((__m256i *)(out + c * out_stride + WINDOW_ROWS * g), acc[c]);
     }
 }
 
@@ -183,12 +193,10 @@ static inline void quads4_columns(const sp_int8_matrix *m, int columns, const in
     }
 }
 
-/* `columns` (1 .. 4) vectors at once with the matrix's layout. */
-static inline void product_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
-                                   int64_t x_stride, int32_t *out, int64_t out_stride) {
-    if (m->layout == SP_ELL) {
-        ell_columns(m, columns, x, x_stride, out, out_stride);
-    } else if (m->group_rows == 16) {
+/* `columns` (1 .. 4) vectors at once with the matrix's quads. */
+static inline void quads_columns(const sp_int8_matrix *m, int columns, const int8_t *x,
+                                 int64_t x_stride, int32_t *out, int64_t out_stride) {
+    if (m->group_rows == 16) {
         quads16_columns(m, columns, x, x_stride, out, out_stride);
     } else if (m->group_rows == 8) {
         quads8_columns(m, columns, x, x_stride, out, out_stride);
@@ -198,7 +206,10 @@ static inline void product_columns(const sp_int8_matrix *m, int columns, const i
 }
 
 void sp_matvec_avx2(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
-    product_columns(m, 1, x, 0, out, 0);
+    if (m->layout == SP_WINDOWS)
+        windows_matvec(m, x, out);
+    else
+        quads_columns(m, 1, x, 0, out, 0);
 }
 
 /* ---- SP_QUADS, 8 vectors at a time: the vectors in the lanes (as int8_avx512.c, 8 wide) --- */
@@ -265,8 +276,6 @@ static void quads_matmat8(const sp_int8_matrix *m, const int8_t *x, int64_t x_st
 
 void sp_matmat_avx2(const sp_int8_matrix *m, int64_t n, const int8_t *x, int64_t x_stride,
                     int32_t *out, int64_t out_stride) {
-    /* ELL keeps two vectors' tables (4 registers) next to its lookups; quads take four. */
-    const int64_t width = m->layout == SP_ELL ? 2 : 4;
     int64_t j = 0;
     if (m->layout == SP_QUADS && n >= TILE) {
         int8_t *tile = malloc((size_t)m->padded_cols * TILE);
@@ -276,13 +285,13 @@ void sp_matmat_avx2(const sp_int8_matrix *m, int64_t n, const int8_t *x, int64_t
             free(tile);
         }
     }
-    for (; j + width <= n; j += width) {
-        if (width == 2)
-            product_columns(m, 2, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
+    for (; j + 4 <= n; j += 4) {
+        if (m->layout == SP_WINDOWS)
+            windows_matmat4(m, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
         else
-            product_columns(m, 4, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
+            quads_columns(m, 4, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
     }
-    for (; j < n; j++) product_columns(m, 1, x + j * x_stride, 0, out + j * out_stride, 0);
+    for (; j < n; j++) sp_matvec_avx2(m, x + j * x_stride, out + j * out_stride);
 }
 
 #include "int8_layer.h"
