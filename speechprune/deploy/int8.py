@@ -356,6 +356,9 @@ def integer_product(matrix: PackedInt8Matrix, x: np.ndarray) -> np.ndarray:
 # ---- choosing the faster layout ----------------------------------------------------------
 
 TIMING_REPEATS = 5
+# Part of every cached choice's key: bump it when a layout or its kernel changes, so timings of
+# the old code are not trusted for the new (2: AVX2 sliding windows replaced its 8 x 32 cells).
+LAYOUT_VERSION = 2
 _choices: dict[str, str] = {}
 
 
@@ -366,8 +369,8 @@ def _choices_file() -> Path:
 
 def _timing_key(q: np.ndarray, level: str, columns: int, threads: int) -> str:
     pattern = hashlib.sha256(np.packbits(q != 0).tobytes()).hexdigest()[:16]
-    return f"{platform.processor() or platform.machine()}|{level}|{q.shape[0]}x{q.shape[1]}|" \
-           f"{pattern}|{columns} columns|{threads} threads"
+    return f"v{LAYOUT_VERSION}|{platform.processor() or platform.machine()}|{level}|" \
+           f"{q.shape[0]}x{q.shape[1]}|{pattern}|{columns} columns|{threads} threads"
 
 
 def _seconds(matrix: PackedInt8Matrix, x: np.ndarray, out: np.ndarray) -> float:

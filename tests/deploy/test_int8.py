@@ -210,6 +210,24 @@ def test_fastest_layout_is_timed_once_and_then_read_from_the_cache(tmp_path, mon
     assert dense.structure == "dense"
 
 
+def test_a_choice_cached_by_an_older_layout_version_is_timed_again(tmp_path, monkeypatch):
+    """Seen to fail: with LAYOUT_VERSION left out of _timing_key, the choice cached under the
+    old version was read back and nothing was timed."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(int8, "_choices", {})
+    q, scales = int8.quantize_rows(pruned(128, 128, 0.9, seed=11))
+    level = native.supported_levels()[-1]
+    monkeypatch.setattr(int8, "LAYOUT_VERSION", int8.LAYOUT_VERSION - 1)
+    int8.fastest(q, scales, level, columns=8)  # timed and cached by the older version
+    monkeypatch.setattr(int8, "LAYOUT_VERSION", int8.LAYOUT_VERSION + 1)
+    monkeypatch.setattr(int8, "_choices", {})  # a new process of the newer version
+    timed = []
+    real_seconds = int8._seconds
+    monkeypatch.setattr(int8, "_seconds", lambda *args: timed.append(1) or real_seconds(*args))
+    int8.fastest(q, scales, level, columns=8)
+    assert timed, "the older version's cached choice was reused"
+
+
 @pytest.mark.parametrize("level", [level_param("avx2")])
 def test_avx2_windows_follow_the_non_zeros_and_stay_inside_x(level):
     """Windows start at each row group's leftmost unstored non-zero, so at 90% sparsity they
