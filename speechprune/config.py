@@ -259,7 +259,9 @@ class OptimConfig:
     nesterov: bool = True
     weight_decay: float = 0.0
     betas: list[float] = field(default_factory=lambda: [0.9, 0.98])
-    # Per-epoch annealing: lr /= anneal after every epoch (DeepSpeech2 uses 1.1-1.2).
+    # After the linear warm-up: "anneal" divides lr by `anneal` after every epoch (DeepSpeech2
+    # uses 1.1-1.2); "cosine" follows half a cosine from lr to 0 at the last step of the run.
+    schedule: str = "anneal"
     anneal: float = 1.1
     warmup_steps: int = 0
 

@@ -149,7 +149,8 @@ class Trainer:
         self.steps_per_epoch = len(self.data.train_sampler)
         self.total_steps = total_training_steps(self.steps_per_epoch, trainer)
         self.optimizer = build_optimizer(self.model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch)
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch,
+                                         self.total_steps)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=trainer.precision == "fp16")
         self.pruner = build_pruner(self.model, cfg.pruning, self.total_steps, self.steps_per_epoch)
         # Predicted before training (from the initial or baseline weights), compared at the end.
