@@ -271,7 +271,9 @@ class TrainerConfig:
     epochs: int = 10
     seed: int = 1
     device: str = "auto"  # "auto", "cpu", "cuda"
-    precision: str = "fp32"  # "fp32", "bf16", "fp16" (the last two on GPU)
+    # "fp32", "bf16", "fp16" (GPU only) or "auto": bf16 where the hardware computes it natively
+    # (CPUs with AVX-512 BF16 or AMX, GPUs with bf16), fp32 elsewhere.
+    precision: str = "fp32"
     grad_clip: float = 400.0
     log_every_steps: int = 10
     eval_every_epochs: int = 1

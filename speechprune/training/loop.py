@@ -38,11 +38,11 @@ from speechprune.training.data_setup import (DataSetup, build_data, model_for_da
                                              total_training_steps)
 from speechprune.training.distributed import DistributedContext, setup_distributed
 from speechprune.training.optim import build_optimizer, build_scheduler
+from speechprune.training.precision import autocast_dtype, resolve_precision
 from speechprune.training.run_dir import RunDirectory
 
 log = logging.getLogger(__name__)
 
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -86,14 +86,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def autocast_dtype(precision: str, device: torch.device) -> Optional[torch.dtype]:
-    if precision not in AUTOCAST_DTYPES:
-        raise ValueError(f"trainer.precision={precision!r}: choose one of {list(AUTOCAST_DTYPES)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise ValueError("trainer.precision=fp16 needs a GPU; use bf16 or fp32 on the CPU")
-    return AUTOCAST_DTYPES[precision]
 
 
 def pruning_metrics(pruner, prediction: Optional[Prediction]) -> dict[str, Any]:
@@ -140,7 +132,8 @@ class Trainer:
         # One training per run directory: rank 0, which writes it, holds its lock to the end.
         self.run_lock = run.lock() if self.dist.is_main else None
         self.device = self.dist.device
-        self.amp_dtype = autocast_dtype(trainer.precision, self.device)
+        self.precision = resolve_precision(trainer.precision, self.device)
+        self.amp_dtype = autocast_dtype(self.precision, self.device)
         # Same seed on every rank: identical initial weights without a broadcast.
         seed_everything(trainer.seed)
 
@@ -151,7 +144,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg.optim)
         self.scheduler = build_scheduler(self.optimizer, cfg.optim, self.steps_per_epoch,
                                          self.total_steps)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=trainer.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
         self.pruner = build_pruner(self.model, cfg.pruning, self.total_steps, self.steps_per_epoch)
         # Predicted before training (from the initial or baseline weights), compared at the end.
         self.prediction = (predict_pruning(self.model, cfg.pruning, self.total_steps,
@@ -219,6 +212,8 @@ class Trainer:
             write_layout(self.writer, cfg, self.total_steps)
             description = self.model.describe()
             log.info("model %s:\n%s", cfg.model.name, description)
+            log.info("precision %s (trainer.precision=%s) on %s", self.precision,
+                     cfg.trainer.precision, self.device)
             self.writer.add_text("model/parameters", f"```\n{description}\n```", state.step)
             log.info("%s: %d train utterances in %d batches per epoch (padding %.1f%%), "
                      "%d dev, %d test", "resuming" if resumed else "starting",
