@@ -46,8 +46,10 @@ def load_recognizer(command: str, model_path: str, device: str, parallel: bool =
     from speechprune.model.checkpoint import CheckpointError
     from speechprune.model.device import choose_device
 
+    with one_line_errors(command, ValueError):  # a bad `device` setting
+        torch_device = choose_device(device, key="device")
     with one_line_errors(command, CheckpointError, ExportError):
-        return Recognizer.from_checkpoint(model_path, choose_device(device), parallel=parallel)
+        return Recognizer.from_checkpoint(model_path, torch_device, parallel=parallel)
 
 
 def hydra_quote(value: str) -> str:
