@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,21 +347,33 @@ def filter_by_duration(utterances: Iterable[Utterance], min_s: float,
     return kept, len(utterances) - len(kept)
 
 
-def load_utterances(path: str | Path, data_cfg: "DataConfig") -> list[Utterance]:
+# The kind under which utterances outside [min_duration_s, max_duration_s] are counted.
+OUTSIDE_DURATION_RANGE = "outside_duration_range"
+
+
+def audio_problem_kind(utterance: Utterance) -> tuple[str, str]:
+    """(kind, message) of an utterance whose audio could not be read: the AudioError's kind
+    (missing, unreadable, empty...) as reading it again reports it."""
+    try:
+        audio_duration(utterance.audio_filepath)
+    except AudioError as error:
+        return error.kind, str(error)
+    return "unreadable", "unreadable audio"
+
+
+def load_utterances(path: str | Path, data_cfg: "DataConfig",
+                    skipped: Counter[str] | None = None) -> list[Utterance]:
     """The utterances of a manifest as the data config asks: read in `data_cfg.format`, audio
     that cannot be read dropped with a warning (or an error when data.bad_input=error), then
-    filtered to [min_duration_s, max_duration_s]."""
+    filtered to [min_duration_s, max_duration_s]. Each dropped line is counted by kind in
+    `skipped` when given, so that a run can report what it left out."""
     if data_cfg.bad_input not in {"skip", "error"}:
         raise ValueError(f"data.bad_input must be 'skip' or 'error', got {data_cfg.bad_input!r}")
     utterances = read_manifest(path, data_cfg.format)
     unreadable = [u for u in utterances if math.isnan(u.duration)]
     if unreadable:
         first = unreadable[0]
-        try:
-            audio_duration(first.audio_filepath)
-            reason = "unreadable audio"
-        except AudioError as error:
-            reason = str(error)
+        kind, reason = audio_problem_kind(first)
         if data_cfg.bad_input == "error":
             raise ManifestError(
                 f"{first.source}: {reason}; fix or remove the entry, list all such entries "
@@ -368,12 +381,16 @@ def load_utterances(path: str | Path, data_cfg: "DataConfig") -> list[Utterance]
             )
         log.warning("%s: skipped %d utterance(s) whose audio cannot be read, first %s: %s",
                     path, len(unreadable), first.source, reason)
+        if skipped is not None:
+            skipped.update([kind] + [audio_problem_kind(u)[0] for u in unreadable[1:]])
         utterances = [u for u in utterances if not math.isnan(u.duration)]
     kept, dropped = filter_by_duration(utterances, data_cfg.min_duration_s,
                                        data_cfg.max_duration_s)
     if dropped:
         log.info("%s: dropped %d of %d utterances outside %.2f-%.2f s", path, dropped,
                  len(utterances), data_cfg.min_duration_s, data_cfg.max_duration_s)
+        if skipped is not None:
+            skipped[OUTSIDE_DURATION_RANGE] += dropped
     return kept
 
 

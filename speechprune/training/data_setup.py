@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from torch.utils.data import DataLoader
@@ -35,6 +36,9 @@ class DataSetup:
     train_sampler: BucketBatchSampler
     train_durations: list[float]  # seconds, by train index
     train_padding_fraction: float  # share of padded frames in the first epoch's batches
+    # Manifest lines left out when the manifests were read (unreadable audio, outside the
+    # duration range), by kind, over every split.
+    load_skips: dict[str, int] = field(default_factory=dict)
 
     def train_loader(self) -> DataLoader:
         return make_dataloader(self.train_set, self.train_sampler, self.cfg.batching.num_workers)
@@ -69,13 +73,14 @@ def build_data(cfg: DataConfig, seed: int, time_stride: int,
     `time_stride` is the model's reduction of frames (for the CTC length check)."""
     alphabet = Alphabet.from_config(cfg.text)
     train_manifest = absolute(cfg.train_manifest)
-    train = load_utterances(train_manifest, cfg)
-    dev = load_utterances(absolute(cfg.dev_manifest), cfg)
-    test = load_utterances(absolute(cfg.test_manifest), cfg)
+    load_skips: Counter[str] = Counter()
+    train = load_utterances(train_manifest, cfg, load_skips)
+    dev = load_utterances(absolute(cfg.dev_manifest), cfg, load_skips)
+    test = load_utterances(absolute(cfg.test_manifest), cfg, load_skips)
     if "test" in cfg.extra_test_manifests or "dev" in cfg.extra_test_manifests:
         raise ValueError("data.extra_test_manifests: 'test' and 'dev' name the main sets; "
                          "choose other names")
-    extra = {name: load_utterances(absolute(path), cfg)
+    extra = {name: load_utterances(absolute(path), cfg, load_skips)
              for name, path in cfg.extra_test_manifests.items()}
     if not train:
         raise ValueError(f"data.train_manifest={cfg.train_manifest}: no utterances left "
@@ -98,4 +103,5 @@ def build_data(cfg: DataConfig, seed: int, time_stride: int,
         extra_test_sets={name: evaluation_dataset(utterances, cfg, alphabet, features, time_stride)
                          for name, utterances in extra.items()},
         train_sampler=sampler, train_durations=[u.duration for u in train],
-        train_padding_fraction=padding_fraction(sampler.batches(0), lengths))
+        train_padding_fraction=padding_fraction(sampler.batches(0), lengths),
+        load_skips=dict(sorted(load_skips.items())))

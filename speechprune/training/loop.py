@@ -393,7 +393,7 @@ class Trainer:
                       masks_identical: bool | None) -> dict[str, Any]:
         """metrics.json: test figures of every test set, training totals, sizes, pruning."""
         state, test = self.state, results["test"]
-        skipped_by_reason = Counter(state.skipped_by_reason)
+        skipped_by_reason = Counter(state.skipped_by_reason) + Counter(self.data.load_skips)
         for result in results.values():
             skipped_by_reason.update(result.skipped_by_reason)
         metrics: dict[str, Any] = {
@@ -403,7 +403,8 @@ class Trainer:
             "dev_wer": state.best_dev_wer, "best_step": state.best_step,
             "steps": state.step, "epochs": state.epoch,
             "nonfinite_steps": state.nonfinite_steps,
-            "skipped_utterances": state.skipped_utterances + sum(r.skipped for r in results.values()),
+            "skipped_utterances": (state.skipped_utterances + sum(self.data.load_skips.values())
+                                   + sum(r.skipped for r in results.values())),
             "skipped_by_reason": dict(sorted(skipped_by_reason.items())),
             "train_seconds": state.train_seconds,
             "train_audio_seconds": state.audio_seconds,
