@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from torch.utils.data import DataLoader
@@ -38,7 +38,7 @@ class DataSetup:
     train_padding_fraction: float  # share of padded frames in the first epoch's batches
     # Manifest lines left out when the manifests were read (unreadable audio, outside the
     # duration range), by kind, over every split.
-    load_skips: dict[str, int] = field(default_factory=dict)
+    load_skips: dict[str, int]
 
     def train_loader(self) -> DataLoader:
         return make_dataloader(self.train_set, self.train_sampler, self.cfg.batching.num_workers)

@@ -44,7 +44,6 @@ from speechprune.training.run_dir import RunDirectory
 log = logging.getLogger(__name__)
 
 
-
 @dataclass
 class TrainingState:
     """Where training stands; saved in every checkpoint so a resumed run continues exactly."""

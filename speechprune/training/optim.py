@@ -23,7 +23,7 @@ def build_optimizer(model: torch.nn.Module, cfg: OptimConfig) -> torch.optim.Opt
 
 
 def learning_rate_factor(step: int, steps_per_epoch: int, cfg: OptimConfig,
-                         total_steps: int = 0) -> float:
+                         total_steps: int) -> float:
     """Multiplier of the base learning rate at optimizer step `step` (0-based): linear warm-up
     over `warmup_steps`, then either divided by `anneal` once per completed epoch (DeepSpeech2)
     or decayed along half a cosine that reaches 0 at step `total_steps`."""

@@ -21,7 +21,7 @@ def test_sgd_is_nesterov_and_adamw_takes_betas():
 
 def test_learning_rate_anneals_once_per_epoch_after_warmup():
     cfg = OptimConfig(lr=1.0, anneal=2.0, warmup_steps=4)
-    factors = [learning_rate_factor(step, 10, cfg) for step in range(25)]
+    factors = [learning_rate_factor(step, 10, cfg, total_steps=25) for step in range(25)]
     assert factors[:4] == [0.25, 0.5, 0.75, 1.0]
     assert factors[9] == 1.0 and factors[10] == 0.5 and factors[19] == 0.5 and factors[20] == 0.25
 
