@@ -78,8 +78,8 @@ def batching_stage(overrides: list[str]) -> None:
 def startup_stage(overrides: list[str], run_dir: str) -> None:
     """`speechprune train`'s set-up, up to the first batch of the first epoch."""
     from speechprune.commands import compose_config
+    from speechprune.model.run_dir import RunDirectory
     from speechprune.training.loop import Trainer
-    from speechprune.training.run_dir import RunDirectory
 
     trainer = Trainer(compose_config("train", overrides), RunDirectory(Path(run_dir)))
     next(iter(trainer.data.train_loader()))

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 from speechprune.commands import compose_config
+from speechprune.model.run_dir import RunDirectory
 from speechprune.training.loop import Trainer
-from speechprune.training.run_dir import RunDirectory
 
 
 def measure(overrides: list[str], steps: int) -> tuple[float, float, int]:

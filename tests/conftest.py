@@ -43,8 +43,8 @@ def micro_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(micro_corpus, tmp_path_factory) -> Path:
     """A run directory of a tiny model trained for two epochs on the micro corpus."""
+    from speechprune.model.run_dir import RunDirectory
     from speechprune.training.loop import train
-    from speechprune.training.run_dir import RunDirectory
 
     run_dir = tmp_path_factory.mktemp("trained_run")
     cfg = compose_train(TINY_MODEL + corpus_overrides(micro_corpus) + ["trainer.epochs=2"])

@@ -17,9 +17,9 @@ register_configs()
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def main(cfg: DictConfig) -> float:
     from speechprune.model.checkpoint import CheckpointWriteError
+    from speechprune.model.run_dir import RunDirectory
     from speechprune.report.objective import sweep_objective
     from speechprune.training.loop import StartupError, train
-    from speechprune.training.run_dir import RunDirectory
 
     run = RunDirectory(Path(HydraConfig.get().runtime.output_dir))
     # A setting or input that cannot work (schedule, manifest, baseline, checkpoint to resume,

@@ -1,6 +1,6 @@
 """Finding finished training runs under the directories a user names, and reading them back.
 
-A run directory is what `speechprune train` leaves (see `speechprune.training.run_dir`):
+A run directory is what `speechprune train` leaves (see `speechprune.model.run_dir`):
 `config.yaml` (the resolved config), `metrics.json` (written when training finished) and
 `tensorboard/` (event files). A sweep directory holds one run directory per job, at any depth.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from speechprune.training.run_dir import RunDirectory
+from speechprune.model.run_dir import RunDirectory
 
 log = logging.getLogger(__name__)
 

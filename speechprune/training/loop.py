@@ -30,6 +30,7 @@ from speechprune.inference.evaluation import EvaluationResult, evaluate
 from speechprune.lm.files import LanguageModelError
 from speechprune.model.checkpoint import load_checkpoint, model_checkpoint, save_checkpoint
 from speechprune.model.loss import ctc_loss
+from speechprune.model.run_dir import RunDirectory
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.training import dashboard
@@ -39,7 +40,6 @@ from speechprune.training.data_setup import (DataSetup, build_data, model_for_da
 from speechprune.training.distributed import DistributedContext, setup_distributed
 from speechprune.training.optim import build_optimizer, build_scheduler
 from speechprune.training.precision import autocast_dtype, resolve_precision
-from speechprune.training.run_dir import RunDirectory
 
 log = logging.getLogger(__name__)
 

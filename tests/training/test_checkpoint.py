@@ -10,9 +10,8 @@ import torch
 from speechprune import atomic_write
 from speechprune.model.checkpoint import (CheckpointError, CheckpointWriteError,
                                           load_checkpoint, resolve_checkpoint, save_checkpoint)
-
+from speechprune.model.run_dir import RunDirectory
 from speechprune.training.loop import train
-from speechprune.training.run_dir import RunDirectory
 
 from training_helpers import compose_train, run_cli
 

@@ -23,8 +23,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from speechprune.data import dataset as dataset_module
 from speechprune.data.manifest import read_jsonl, write_jsonl
 from speechprune.model.checkpoint import load_checkpoint
+from speechprune.model.run_dir import RunDirectory
 from speechprune.training.loop import Trainer, train
-from speechprune.training.run_dir import RunDirectory
 
 from training_helpers import REPO, TINY_MODEL, compose_train, corpus_overrides, run_cli
 

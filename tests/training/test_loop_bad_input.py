@@ -17,8 +17,8 @@ from training_helpers import TINY_MODEL, compose_train
 
 from speechprune.data.dataset import BadUtteranceError
 from speechprune.data.manifest import read_jsonl, write_jsonl
+from speechprune.model.run_dir import RunDirectory
 from speechprune.training.loop import train
-from speechprune.training.run_dir import RunDirectory
 
 
 def manifests(folder: Path, train: list, test: list) -> list[str]:

@@ -13,8 +13,8 @@ from training_helpers import compose_train, run_cli
 from speechprune.data.manifest import read_jsonl
 from speechprune.inference.recognizer import Recognizer
 from speechprune.model.checkpoint import load_checkpoint
+from speechprune.model.run_dir import RunDirectory
 from speechprune.training.loop import StartupError, Trainer, train
-from speechprune.training.run_dir import RunDirectory
 
 # Every group pruned after the first epoch, updated every step, finished at 75% of the run,
 # towards the median |w| (a tiny run's weights are far from a trained baseline's 90th percentile).

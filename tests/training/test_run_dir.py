@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from speechprune.training.run_dir import RunDirectory, RunDirectoryInUse
+from speechprune.model.run_dir import RunDirectory, RunDirectoryInUse
 
 from training_helpers import REPO, run_cli
 
@@ -37,7 +37,7 @@ import sys, time
 from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
-from speechprune.training.run_dir import RunDirectory
+from speechprune.model.run_dir import RunDirectory
 
 class Slow(torch.utils.data.Dataset):
     def __len__(self):

@@ -1,9 +1,18 @@
-"""The run directory: one place that owns what a training run leaves on disk.
+"""The run directory: one place that owns what a training run leaves on disk, and the only
+place that spells its names.
 
     <run>/config.yaml       resolved config         <run>/command.txt   the command line
     <run>/git.json          revision and diff state <run>/metrics.json  final figures
     <run>/checkpoints/      last.pt, best.pt        <run>/tensorboard/  event files
     <run>/train.lock        held by the training that uses the directory (its PID and host)
+    <run>/train.log         Hydra's job log         <run>/evaluation/   `speechprune evaluate` output
+
+It lives in model/, below pruning, inference, training and reports, because all of them find
+files of a run (pruning its baseline's best.pt, inference a run's checkpoint, reports the
+config and metrics). The lock stays with the class rather than in training/: `RunDirectory.lock`
+is how a training takes the directory, train.lock is one of the directory's names, and the
+lock needs nothing but the standard library, so keeping it here costs model/ no dependency,
+while splitting it off would take a second class for the same directory.
 """
 
 from __future__ import annotations
@@ -22,6 +31,31 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from speechprune import atomic_write
+
+CONFIG_FILE = "config.yaml"
+COMMAND_FILE = "command.txt"
+GIT_FILE = "git.json"
+METRICS_FILE = "metrics.json"
+LOCK_FILE = "train.lock"
+LOG_FILE = "train.log"  # Hydra's job log, named after the `train` job
+CHECKPOINTS_DIR = "checkpoints"
+CHECKPOINT_SUFFIX = ".pt"
+TENSORBOARD_DIR = "tensorboard"
+EVALUATION_DIR = "evaluation"
+
+
+def checkpoint_file(name: str) -> str:
+    """The file name of the checkpoint `name` ("last", "best") in checkpoints/."""
+    return f"{name}{CHECKPOINT_SUFFIX}"
+
+
+# Every name of the layout, and the checkpoints' paths relative to the run: no other module
+# spells one of them (tests/test_run_paths.py checks).
+RUN_LAYOUT_NAMES: tuple[str, ...] = (
+    CONFIG_FILE, COMMAND_FILE, GIT_FILE, METRICS_FILE, LOCK_FILE, LOG_FILE, CHECKPOINTS_DIR,
+    TENSORBOARD_DIR, EVALUATION_DIR,
+    *(checkpoint_file(name) for name in ("last", "best")),
+    *(f"{CHECKPOINTS_DIR}/{checkpoint_file(name)}" for name in ("last", "best")))
 
 
 def git_state(repo: Path) -> dict[str, Any]:
@@ -105,7 +139,7 @@ class RunDirectory:
 
     @property
     def lock_file(self) -> Path:
-        return self.path / "train.lock"
+        return self.path / LOCK_FILE
 
     def lock(self) -> RunLock:
         """Take the directory for this process's training. Raises RunDirectoryInUse naming the
@@ -115,34 +149,51 @@ class RunDirectory:
 
     @property
     def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+        return self.path / CHECKPOINTS_DIR
+
+    def checkpoint(self, name: str) -> Path:
+        """The checkpoint `name` ("last", "best") of the run."""
+        return self.checkpoints / checkpoint_file(name)
 
     @property
     def last_checkpoint(self) -> Path:
-        return self.checkpoints / "last.pt"
+        return self.checkpoint("last")
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.checkpoints / "best.pt"
+        return self.checkpoint("best")
 
     @property
     def tensorboard(self) -> Path:
-        return self.path / "tensorboard"
+        return self.path / TENSORBOARD_DIR
 
     @property
     def metrics_file(self) -> Path:
-        return self.path / "metrics.json"
+        return self.path / METRICS_FILE
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG_FILE
+
+    @property
+    def evaluation(self) -> Path:
+        """Where `speechprune evaluate` writes, by default, for a checkpoint of this run."""
+        return self.path / EVALUATION_DIR
 
     def record_start(self, cfg: DictConfig) -> None:
         """Save the resolved config, the command line and the git state of this start.
 
         A resumed run appends its command line, so the history of starts stays visible."""
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-        with (self.path / "command.txt").open("a") as out:
+        self.config_file.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        with (self.path / COMMAND_FILE).open("a") as out:
             out.write(shlex.join(["speechprune", *sys.argv[0].split("-")[1:], *sys.argv[1:]]) + "\n")
         package_root = Path(__file__).resolve().parents[2]
-        (self.path / "git.json").write_text(json.dumps(git_state(package_root), indent=2))
+        (self.path / GIT_FILE).write_text(json.dumps(git_state(package_root), indent=2))
 
     def write_metrics(self, metrics: dict[str, Any]) -> None:
         atomic_write.write_text(self.metrics_file, json.dumps(metrics, indent=2, sort_keys=True))
