@@ -32,6 +32,8 @@ from pathlib import Path
 
 import torch
 
+from speechprune.model.run_dir import RunDirectory
+
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "speechprune.cli"]
 # Narang pruning from step 10, ramp at 40%, frozen at 80% of the run, thresholds every 5 steps.
@@ -56,13 +58,14 @@ def train(run_dir: Path, overrides: list[str], processes: int = 0) -> tuple[int,
 
 
 def dev_losses(run_dir: Path) -> list[float]:
-    log = (run_dir / "train.log").read_text() if (run_dir / "train.log").exists() else ""
+    log_file = RunDirectory(run_dir).log_file
+    log = log_file.read_text() if log_file.exists() else ""
     return [float(x) for x in re.findall(r"dev: loss ([0-9.]+)", log)]
 
 
 def masked_weights_are_zero(run_dir: Path) -> tuple[bool, int]:
     """(every weight under a zero mask is exactly 0, number of masked weights) in last.pt."""
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu",
+    checkpoint = torch.load(RunDirectory(run_dir).last_checkpoint, map_location="cpu",
                             weights_only=False)
     model, masked, all_zero = checkpoint["model"], 0, True
     for group in checkpoint["pruner"]["groups"].values():
@@ -80,7 +83,7 @@ def check_precision(precision: str, base: list[str], out: Path) -> dict:
     if status != 0:
         return {**result, "passed": False, "detail": tail}
     losses = dev_losses(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads(RunDirectory(run_dir).metrics_file.read_text())
     zero, masked = masked_weights_are_zero(run_dir)
     result.update(dev_losses=losses, nonfinite_steps=metrics.get("nonfinite_steps"),
                   masked_weights=masked, masked_weights_zero=zero,
@@ -98,7 +101,7 @@ def check_ddp(base: list[str], out: Path, device: str) -> dict:
     result = {"check": f"{backend} DDP, {processes} process(es)", "seconds": round(seconds, 1)}
     if status != 0:
         return {**result, "passed": False, "detail": tail}
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = json.loads(RunDirectory(run_dir).metrics_file.read_text())
     result.update({key: metrics.get(key) for key in
                    ("world_size", "ranks_identical", "masks_identical")})
     result["passed"] = (metrics.get("world_size") == processes and metrics.get("ranks_identical")

@@ -20,6 +20,7 @@ from speechprune.config import DataConfig, ModelConfig
 from speechprune.data.features import FeatureExtractor, stats_from_dict
 from speechprune.data.text import Alphabet
 from speechprune.model.deepspeech2 import DeepSpeech2
+from speechprune.model.run_dir import RunDirectory
 
 
 # Written into every training checkpoint, and checked by whoever loads one.
@@ -88,11 +89,14 @@ def resolve_checkpoint(model_path: str | Path, which: str = "best") -> Path:
     """A checkpoint file from a checkpoint path or a run directory (its `best`, else `last`)."""
     model_path = Path(model_path)
     if model_path.is_dir():
+        run = RunDirectory(model_path)
         for name in (which, "last"):
-            candidate = model_path / "checkpoints" / f"{name}.pt"
+            candidate = run.checkpoint(name)
             if candidate.is_file():
                 return candidate
-        raise CheckpointError(f"{model_path}: run directory holds no checkpoints/{which}.pt or last.pt")
+        raise CheckpointError(f"{model_path}: run directory holds no "
+                              f"{run.checkpoint(which).relative_to(model_path)} or "
+                              f"{run.last_checkpoint.name}")
     if not model_path.is_file():
         raise CheckpointError(f"{model_path}: no such checkpoint file or run directory")
     return model_path

@@ -8,7 +8,10 @@ from typing import Sequence
 import torch
 from torch import nn
 
-BASELINE_CHECKPOINT = Path("checkpoints") / "best.pt"
+from speechprune.model.run_dir import RunDirectory
+
+# Relative to the baseline run directory.
+BASELINE_CHECKPOINT = RunDirectory(Path()).best_checkpoint
 
 
 def load_baseline_weights(run_dir: str | Path, params: Sequence[tuple[str, nn.Parameter]]) -> dict[str, torch.Tensor]:
@@ -22,7 +25,7 @@ def load_baseline_weights(run_dir: str | Path, params: Sequence[tuple[str, nn.Pa
     if not path.is_file():
         raise FileNotFoundError(
             f"pruning.baseline={str(run_dir)!r}: no {path}; point it at a finished dense run directory "
-            "(one that holds checkpoints/best.pt) or set pruning.baseline=null to take q from the model itself."
+            f"(one that holds {BASELINE_CHECKPOINT}) or set pruning.baseline=null to take q from the model itself."
         )
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
+from speechprune.model.run_dir import METRICS_FILE
 from speechprune.report.fit import FamilyFit, fit_families, fits_markdown
 from speechprune.report.plots import plot_frontier, plot_prediction, plot_pruning_curves
 from speechprune.report.runs import Run, RunCollectionError, load_run
@@ -38,7 +39,7 @@ def load_baseline(path: Optional[str]) -> Optional[Run]:
         return None
     run = load_run(Path(path), Path(path).name)
     if run is None:
-        raise RunCollectionError(f"baseline={path}: the run has no metrics.json; "
+        raise RunCollectionError(f"baseline={path}: the run has no {METRICS_FILE}; "
                                  "name a finished dense run")
     return run
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+from speechprune.model.run_dir import METRICS_FILE
+
 
 def sweep_objective(metrics: Mapping[str, Any], objective: Any) -> float:
     """`metrics[objective.metric]` (nan when there are no metrics: a non-main rank), plus
@@ -23,7 +25,7 @@ def sweep_objective(metrics: Mapping[str, Any], objective: Any) -> float:
         return math.nan
     if objective.metric not in metrics:
         numbers = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)))
-        raise ValueError(f"objective.metric={objective.metric!r} is not in metrics.json; "
+        raise ValueError(f"objective.metric={objective.metric!r} is not in {METRICS_FILE}; "
                          f"choose one of {numbers}")
     value = float(metrics[objective.metric])
     budget = objective.max_params_nonzero

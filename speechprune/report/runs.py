@@ -14,11 +14,9 @@ from typing import Any
 
 import yaml
 
-from speechprune.model.run_dir import RunDirectory
+from speechprune.model.run_dir import CONFIG_FILE, METRICS_FILE, TENSORBOARD_DIR, RunDirectory
 
 log = logging.getLogger(__name__)
-
-CONFIG_FILE = "config.yaml"
 
 
 class RunCollectionError(ValueError):
@@ -76,10 +74,11 @@ class Run:
 
 def find_run_directories(root: Path) -> list[Path]:
     """`root` itself when it is a run directory, else every run directory below it (sorted)."""
-    if (root / CONFIG_FILE).is_file() and (root / "tensorboard").is_dir():
+    run = RunDirectory(root)
+    if run.config_file.is_file() and run.tensorboard.is_dir():
         return [root]
     return sorted(p.parent for p in root.rglob(CONFIG_FILE)
-                  if (p.parent / "tensorboard").is_dir())
+                  if RunDirectory(p.parent).tensorboard.is_dir())
 
 
 def load_run(path: Path, label: str) -> Run | None:
@@ -87,9 +86,9 @@ def load_run(path: Path, label: str) -> Run | None:
     run_dir = RunDirectory(path)
     metrics = run_dir.read_metrics()
     if not metrics:
-        log.warning("%s has no metrics.json (still training, or stopped): left out", path)
+        log.warning("%s has no %s (still training, or stopped): left out", path, METRICS_FILE)
         return None
-    config = yaml.safe_load((path / CONFIG_FILE).read_text()) or {}
+    config = yaml.safe_load(run_dir.config_file.read_text()) or {}
     return Run(path=path, name=label, config=config, metrics=metrics)
 
 
@@ -106,10 +105,12 @@ def collect_runs(directories: list[str | Path]) -> list[Run]:
         root = Path(directory)
         if not root.is_dir():
             raise RunCollectionError(f"{root}: no such directory; give a run directory "
-                                     "(holding config.yaml and metrics.json) or a sweep directory")
+                                     f"(holding {CONFIG_FILE} and {METRICS_FILE}) or a sweep "
+                                     "directory")
         found = find_run_directories(root)
         if not found:
-            log.warning("%s holds no run directory (config.yaml next to tensorboard/)", root)
+            log.warning("%s holds no run directory (%s next to %s/)", root, CONFIG_FILE,
+                        TENSORBOARD_DIR)
         for path in found:
             resolved = path.resolve()
             if resolved in seen:
@@ -122,7 +123,7 @@ def collect_runs(directories: list[str | Path]) -> list[Run]:
             if run is not None:
                 runs.append(run)
     if not runs:
-        raise RunCollectionError(f"no finished run (a run directory with metrics.json) in "
+        raise RunCollectionError(f"no finished run (a run directory with {METRICS_FILE}) in "
                                  f"{', '.join(str(d) for d in directories)}")
     return runs
 
@@ -130,10 +131,11 @@ def collect_runs(directories: list[str | Path]) -> list[Run]:
 def read_curves(run: Run, tags: list[str]) -> dict[str, Curve]:
     """The scalars `tags` of a run's event files (those present), read with TensorBoard's own
     reader. A resumed run's events are already purged of the redone steps by the writer."""
+    import tensorboard
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     # Its directory watcher logs a line per event file at INFO ("No path found after ...").
-    logging.getLogger("tensorboard").setLevel(logging.WARNING)
+    logging.getLogger(tensorboard.__name__).setLevel(logging.WARNING)
     # size_guidance 0: keep every point, not TensorBoard's default reservoir sample.
     events = EventAccumulator(str(run.tensorboard), size_guidance={"scalars": 0})
     events.Reload()

@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from speechprune.model.run_dir import METRICS_FILE, RunDirectory
+
 log = logging.getLogger(__name__)
 
 # Tags of the dense baseline's final figures, written as flat reference lines (see
@@ -59,10 +61,10 @@ def custom_scalars_layout(groups: list[str]) -> dict[str, dict[str, list[Any]]]:
 def write_baseline_reference(writer, baseline_dir: str, total_steps: int) -> bool:
     """Write the baseline run's final figures at step 0 and `total_steps` (a flat line across
     the chart). False, with a warning, when the baseline has no metrics.json yet."""
-    path = Path(baseline_dir) / "metrics.json"
+    path = RunDirectory(Path(baseline_dir)).metrics_file
     if not path.is_file():
-        log.warning("pruning.baseline=%s has no metrics.json: no baseline lines in TensorBoard",
-                    baseline_dir)
+        log.warning("pruning.baseline=%s has no %s: no baseline lines in TensorBoard",
+                    baseline_dir, METRICS_FILE)
         return False
     metrics = json.loads(path.read_text())
     for tag, key in BASELINE_REFERENCE.items():

@@ -30,7 +30,7 @@ from speechprune.inference.evaluation import EvaluationResult, evaluate
 from speechprune.lm.files import LanguageModelError
 from speechprune.model.checkpoint import load_checkpoint, model_checkpoint, save_checkpoint
 from speechprune.model.loss import ctc_loss
-from speechprune.model.run_dir import RunDirectory
+from speechprune.model.run_dir import METRICS_FILE, RunDirectory
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.training import dashboard
@@ -104,9 +104,10 @@ def pruning_metrics(pruner, prediction: Optional[Prediction]) -> dict[str, Any]:
 def relative_to_baseline(metrics: dict[str, Any], baseline_dir: str) -> dict[str, Any]:
     """Figures relative to the dense baseline run, in the paper's form (baseline - this) /
     baseline (negative: worse than the baseline), and the parameter reduction factor."""
-    path = Path(baseline_dir) / "metrics.json"
+    path = RunDirectory(Path(baseline_dir)).metrics_file
     if not path.is_file():
-        log.warning("pruning.baseline=%s has no metrics.json: relative figures left out", baseline_dir)
+        log.warning("pruning.baseline=%s has no %s: relative figures left out", baseline_dir,
+                    METRICS_FILE)
         return {}
     baseline = json.loads(path.read_text())
     return {
@@ -178,7 +179,7 @@ class Trainer:
             return
         state = self.checkpoint_state()
         for name in names:
-            save_checkpoint(state, self.run_dir.checkpoints / f"{name}.pt")
+            save_checkpoint(state, self.run_dir.checkpoint(name))
 
     def resume_if_possible(self) -> bool:
         path = self.run_dir.last_checkpoint
