@@ -29,6 +29,7 @@ def run(cfg: DictConfig) -> None:
     from speechprune.deploy.kernels import set_cpu_threads
     from speechprune.inference.evaluation import evaluate
     from speechprune.lm.files import LanguageModelError
+    from speechprune.model.run_dir import CHECKPOINTS_DIR, RunDirectory
 
     recognizer = load_recognizer("evaluate", absolute(cfg.model_path), cfg.device,
                                  parallel=set_cpu_threads(cfg.threads) > 1)
@@ -54,10 +55,10 @@ def run(cfg: DictConfig) -> None:
 
     # By default next to the model: <run dir>/evaluation/ for a checkpoint in a run directory.
     model_home = recognizer.source.parent
-    if model_home.name == "checkpoints":
+    if model_home.name == CHECKPOINTS_DIR:
         model_home = model_home.parent
     output_dir = (Path(absolute(cfg.output_dir)) if cfg.output_dir
-                  else model_home / "evaluation" / manifest.stem)
+                  else RunDirectory(model_home).evaluation / manifest.stem)
     output_dir.mkdir(parents=True, exist_ok=True)
     with (output_dir / "predictions.jsonl").open("w") as out:
         for utterance in result.utterances:
