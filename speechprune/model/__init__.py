@@ -1,5 +1,1 @@
-"""The DeepSpeech2 acoustic model."""
-
-from speechprune.model.deepspeech2 import DeepSpeech2, ModelConfigError, validate_model_config
-
-__all__ = ["DeepSpeech2", "ModelConfigError", "validate_model_config"]
+"""The DeepSpeech2 acoustic model, its checkpoints, the CTC loss, the device, the run directory."""

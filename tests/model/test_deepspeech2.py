@@ -12,7 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from speechprune.config import ModelConfig
-from speechprune.model import DeepSpeech2, ModelConfigError
+from speechprune.model.deepspeech2 import DeepSpeech2, ModelConfigError
 
 CONF_MODEL = Path(__file__).resolve().parents[2] / "conf" / "model"
 NUM_FEATURES = 20
