@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -29,13 +30,52 @@ def compose_config(config_name: str, overrides: list[str]):
 def one_line_errors(command: str, *errors: type[BaseException]):
     """Inside, an exception of `errors` (a bad setting or input: its message names the key or
     the file) ends `speechprune <command>` with that one line on stderr and exit status 1
-    instead of a traceback. HYDRA_FULL_ERROR=1 keeps the traceback, as for Hydra's own errors."""
+    instead of a traceback; so does a bad utterance under data.bad_input=error
+    (BadUtteranceError, which names the manifest line), wherever it is read. HYDRA_FULL_ERROR=1
+    keeps the traceback, as for Hydra's own errors."""
     try:
         yield
-    except errors as error:
+    except BaseException as error:
+        if not (isinstance(error, errors) or _is_bad_utterance(error)):
+            raise
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        sys.exit(f"speechprune {command}: {error}")
+        _close_progress_bars()
+        sys.exit(f"speechprune {command}: {error_message(error)}")
+
+
+def _close_progress_bars() -> None:
+    """Close the progress bars an error left open, so that the error starts its own line (an
+    open bar has no newline yet, and one closed at exit would write after the error)."""
+    tqdm_module = sys.modules.get("tqdm")
+    if tqdm_module is None:
+        return
+    for bar in list(tqdm_module.tqdm._instances):
+        bar.close()
+
+
+def _is_bad_utterance(error: BaseException) -> bool:
+    # Imported only on an error: the dataset module pulls in torch.
+    from speechprune.data.dataset import BadUtteranceError
+
+    return isinstance(error, BadUtteranceError)
+
+
+# How torch's DataLoader re-raises an exception of a worker process: the same type (or a
+# RuntimeError when that type cannot be built from one string) with this header, then the
+# worker's traceback, whose last line is "<module>.<type>: <the original message>".
+_WORKER_HEADER = re.compile(r"Caught (\w+) in DataLoader worker process \d+\.\nOriginal Traceback")
+
+
+def error_message(error: BaseException) -> str:
+    """The message of `error`; for one re-raised from a DataLoader worker, the original
+    exception's message instead of the worker's traceback."""
+    message = str(error)
+    header = _WORKER_HEADER.match(message)
+    if header is None:
+        return message
+    original = re.findall(rf"^(?:[\w.]+\.)?{header.group(1)}: (.*)$", message, flags=re.MULTILINE)
+    return original[-1] if original else message
 
 
 def load_recognizer(command: str, model_path: str, device: str, parallel: bool = False):

@@ -44,8 +44,10 @@ def run(cfg: DictConfig) -> None:
         utterances = load_utterances(manifest, data_cfg)
     dataset = evaluation_dataset(utterances, data_cfg, recognizer.alphabet, recognizer.features,
                                  recognizer.time_stride)
-    result = evaluate(recognizer.model, evaluation_loader(dataset, data_cfg), recognizer.alphabet,
-                      recognizer.device, decoder=decoder, progress=f"evaluating {manifest.name}")
+    with one_line_errors("evaluate"):  # a bad utterance under the model's data.bad_input=error
+        result = evaluate(recognizer.model, evaluation_loader(dataset, data_cfg),
+                          recognizer.alphabet, recognizer.device, decoder=decoder,
+                          progress=f"evaluating {manifest.name}")
     audio_seconds = sum(utterances[u.index].duration for u in result.utterances)
     # Real-time factor: processing seconds per second of audio (below 1 is faster than real time).
     speed = {"decoder": describe_decoder(decoder), "audio_seconds": audio_seconds,
