@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("speechprune", "atomic_write", "config", "config_paths"),
     ("data",),       # manifests, text, audio, features, augmentation, batching
     ("corpus",),     # building the offline default corpora
-    ("lm",),         # n-gram language models: building, files, scoring
+    ("lm",),         # n-gram language models: building them, their files
     ("model",),      # DeepSpeech2, its checkpoints, the CTC loss, the device it runs on
     ("pruning",),
     ("decoding",),   # greedy and beam search, WER/CER, decoder-weight tuning
