@@ -2,7 +2,7 @@
 pruned model exported with fp32 and with int8 values, all timed interleaved on the same audio.
 
     .venv/bin/python scripts/bench_transcription.py [--hidden 1024 1760] [--sparsity 0.9 0.95]
-        [--threads 1 2] [--layers 3] [--rnn-type gru] [--seconds 4] [--repeats 5]
+        [--threads 1 2] [--layers 3] [--rnn-type gru] [--seconds 4] [--repeats 5] [--isa avx2]
 
 The model has DeepSpeech2's shape (2 convs with time stride 2, bidirectional recurrent layers,
 summed directions) with random weights: speed does not depend on what the weights learned.
@@ -19,14 +19,22 @@ Each is a Recognizer transcribing one file (features, network, greedy decoding);
 timed round-robin, `repeats` times each, and compared by median. RTF = processing seconds per
 audio second. File sizes are those of the files each model loads from (torch int8: its
 state_dict saved with torch.save). The CPU and the kernel level are printed with the results.
+
+`--isa avx2` emulates an AVX2-only CPU on an AVX-512 one: every side is held to AVX2, the peers
+too (fbgemm's int8 kernels: FBGEMM_ENABLE_INSTRUCTIONS; ATen, oneDNN and MKL for the float
+parts), not only speechprune's kernels (SPEECHPRUNE_KERNEL); the script re-runs itself with those
+variables set. Clock, caches and memory stay this CPU's, so it is an estimate of an AVX2 CPU's
+ratios, not a measurement of one.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 import warnings
@@ -50,6 +58,10 @@ from speechprune.model.checkpoint import model_checkpoint, save_checkpoint
 from speechprune.model.deepspeech2 import DeepSpeech2
 from speechprune.pruning.magnitude import expand_block_mask
 
+# What `--isa avx2` sets: each library's own switch for its highest instruction set.
+AVX2_ENVIRONMENT = {"SPEECHPRUNE_KERNEL": "avx2", "FBGEMM_ENABLE_INSTRUCTIONS": "AVX2",
+                    "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
+                    "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
 BENCH_MODEL = ["model=bigru", "model.conv_layers=2", "model.conv_channels=[32,32]",
                "model.conv_kernels=[[11,41],[11,21]]", "model.conv_strides=[[2,2],[1,2]]"]
 
@@ -220,10 +232,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-onnx", dest="onnx", action="store_false",
                         help="leave out the onnxruntime peer")
+    parser.add_argument("--isa", choices=["native", "avx2"], default="native",
+                        help="avx2: hold every library to AVX2 (see the module docstring)")
     args = parser.parse_args()
+    if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENVIRONMENT.items()):
+        # The libraries read their switches when they load, so the settings need a new process.
+        os.execvpe(sys.executable, [sys.executable, *sys.argv], {**os.environ, **AVX2_ENVIRONMENT})
     args.onnx = args.onnx and onnxruntime_available()
-    print(f"CPU: {cpu_name()}; {native.describe_levels()}; torch {torch.__version__}, "
-          f"quantized engine {torch.backends.quantized.engine}")
+    held = ", ".join(f"{k}={os.environ[k]}" for k in AVX2_ENVIRONMENT if k in os.environ)
+    print(f"CPU: {cpu_name()}; {native.describe_levels()}; torch {torch.__version__} "
+          f"({torch.backends.cpu.get_cpu_capability()}), quantized engine "
+          f"{torch.backends.quantized.engine}" + (f"; held to AVX2: {held}" if held else ""))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         rate = 16000

@@ -22,7 +22,7 @@ import numba
 import numpy as np
 
 from speechprune.deploy.kernels import SparseFormat, SparseKernels
-from speechprune.deploy.native import permute_ell_functions
+from speechprune.deploy.native import permute_ell_functions, selected_level
 
 GROUP_ROWS = 16
 PANEL_COLUMNS = 32
@@ -94,8 +94,10 @@ def permute_ell_from_dense(matrix: np.ndarray) -> PermuteEllMatrix:
 
 
 def available() -> bool:
-    """True when the C kernel is compiled and this CPU runs it (see native.py)."""
-    return permute_ell_functions() is not None
+    """True when the C kernel is compiled, this CPU runs it (see native.py) and
+    SPEECHPRUNE_KERNEL does not hold the kernels below AVX-512 (where the CSR kernels run, as
+    on a CPU without it)."""
+    return permute_ell_functions() is not None and selected_level() == "avx512"
 
 
 @functools.lru_cache(maxsize=None)

@@ -152,3 +152,20 @@ def test_unstructured_matrices_take_permute_ell_where_it_runs_else_csr(monkeypat
     assert isinstance(block_kernels.sparse_from_dense(matrix), expected)
     monkeypatch.setattr(block_kernels, "permute_ell_available", lambda: False)
     assert isinstance(block_kernels.sparse_from_dense(matrix), CsrMatrix)
+
+
+@needs_permute_ell
+@pytest.mark.parametrize("level", ["portable", "avx2"])
+def test_a_kernel_level_forced_below_avx512_runs_csr_for_fp32_too(monkeypatch, level):
+    """SPEECHPRUNE_KERNEL=avx2 stands in for an AVX2-only CPU (scripts/bench_transcription.py
+    --isa avx2), so the fp32 exports must leave the AVX-512 permute-ELL kernel too.
+    Seen to fail: with available() not consulting the selected level, the matrix took
+    permute-ELL under SPEECHPRUNE_KERNEL=avx2."""
+    if level not in native.supported_levels():
+        pytest.skip(f"this CPU does not run the {level} level")
+    matrix = random_sparse(64, 64, 0.9, seed=9)
+    monkeypatch.setenv(native.LEVEL_ENV, level)
+    assert not available()
+    assert isinstance(block_kernels.sparse_from_dense(matrix), CsrMatrix)
+    monkeypatch.setenv(native.LEVEL_ENV, "avx512")
+    assert isinstance(block_kernels.sparse_from_dense(matrix), PermuteEllMatrix)
