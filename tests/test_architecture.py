@@ -1,6 +1,7 @@
 """The import graph of speechprune runs one way: every package imports only packages below it in
-`LAYERS`, no modules or packages import each other in a cycle, and inference never reaches up
-into training or reports (docs/architecture.md draws the order).
+`LAYERS`, no modules or packages import each other in a cycle, inference never reaches up into
+training or reports, and the `predict` command not into training (docs/architecture.md draws the
+order).
 
 Every module under speechprune/ is parsed with `ast`, so nothing is imported to build the graph,
 and every import statement counts: at the top, inside functions, under `if TYPE_CHECKING:`.
@@ -48,6 +49,10 @@ LAYERS: list[tuple[str, ...]] = [
 FORBIDDEN = [("inference", "training"), ("inference", "report"),
              ("decoding", "training"), ("decoding", "report"),
              ("training", "report"), ("training", "commands")]
+
+# Modules kept off a package that their layer would allow: (module, package). `predict` replays
+# a pruning schedule without training, so it sets up the run from speechprune.model.run_setup.
+FORBIDDEN_FOR_MODULES = [("speechprune.commands.predict", "training")]
 
 
 def module_name(path: Path) -> str:
@@ -187,3 +192,12 @@ def test_forbidden_imports_are_absent(importer, imported):
                  if package_of(module) == importer
                  for target in sorted(targets) if package_of(target) == imported]
     assert not offending, f"{importer} must not import {imported}: " + "; ".join(offending)
+
+
+@pytest.mark.parametrize("importer,imported", FORBIDDEN_FOR_MODULES)
+def test_modules_kept_off_a_package_do_not_import_it(importer, imported):
+    """Seen to fail: `from speechprune.training.loop import seed_everything` inside
+    speechprune/commands/predict.py's main."""
+    offending = sorted(target for target in MODULE_GRAPH[importer]
+                       if package_of(target) == imported)
+    assert not offending, f"{importer} must not import {imported}: " + ", ".join(offending)

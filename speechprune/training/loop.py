@@ -27,16 +27,15 @@ from speechprune.config import TrainConfig
 from speechprune.data.dataset import describe_skips
 from speechprune.decoding.beam import build_decoder
 from speechprune.inference.evaluation import EvaluationResult, evaluate
-from speechprune.lm.files import LanguageModelError
 from speechprune.model.checkpoint import load_checkpoint, model_checkpoint, save_checkpoint
 from speechprune.model.loss import ctc_loss
 from speechprune.model.run_dir import METRICS_FILE, RunDirectory
+from speechprune.model.run_setup import (STARTUP_INPUT_ERRORS, DataSetup, build_data,
+                                         model_for_data, seed_everything, total_training_steps)
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.training import dashboard
 from speechprune.training.dashboard_layout import write_layout
-from speechprune.training.data_setup import (DataSetup, build_data, model_for_data,
-                                             total_training_steps)
 from speechprune.training.distributed import DistributedContext, setup_distributed
 from speechprune.training.optim import build_optimizer, build_scheduler
 from speechprune.training.precision import autocast_dtype, resolve_precision
@@ -59,12 +58,6 @@ class TrainingState:
     train_seconds: float = 0.0
     audio_seconds: float = 0.0  # audio trained on, for throughput
     data_wait_seconds: float = 0.0
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def rng_state() -> dict[str, Any]:
@@ -468,11 +461,6 @@ class Trainer:
 class StartupError(Exception):
     """A setting, input file or run directory that stops a run before it trains. The message
     is the cause's, which names the config key or the file; the cause is chained."""
-
-
-# What setting up a run (data, model, pruner, baseline, checkpoint to resume, decoder) raises on
-# a bad setting or input; each names its key or file. `predict` sets up the same way.
-STARTUP_INPUT_ERRORS = (ValueError, FileNotFoundError, LanguageModelError)
 
 
 def train(cfg: TrainConfig | DictConfig, run: RunDirectory) -> dict[str, Any]:

@@ -153,7 +153,7 @@ def test_training_set_up_plans_a_20k_line_manifest_covering_each_utterance_once(
     import soundfile as sf
 
     from speechprune.commands import compose_config
-    from speechprune.training.data_setup import build_data
+    from speechprune.model.run_setup import build_data
     from speechprune.training.distributed import DistributedContext
 
     rng = np.random.default_rng(0)

@@ -1,12 +1,17 @@
-"""From the `data` config to the datasets, samplers and loaders the trainer iterates."""
+"""Setting up a run from its config, as `train` does and `predict` repeats without training: the
+seeded initial model, the datasets, samplers and loaders the trainer iterates, and the number of
+steps. Below training, so that pruning prediction does not depend on the training layer."""
 
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, Protocol
 
+import numpy as np
+import torch
 from torch.utils.data import DataLoader
 
 from speechprune.config import DataConfig, ModelConfig, TrainerConfig
@@ -17,10 +22,39 @@ from speechprune.data.dataset import (SpeechDataset, evaluation_dataset, evaluat
 from speechprune.data.features import FeatureExtractor, load_or_compute_stats, stats_to_dict
 from speechprune.data.manifest import load_utterances
 from speechprune.data.text import Alphabet
+from speechprune.lm.files import LanguageModelError
 from speechprune.model.deepspeech2 import DeepSpeech2
-from speechprune.training.distributed import DistributedContext
 
 log = logging.getLogger(__name__)
+
+# What setting up a run (data, model, pruner, baseline, checkpoint to resume, decoder) raises on
+# a bad setting or input; each names its key or file. `predict` sets up the same way.
+STARTUP_INPUT_ERRORS = (ValueError, FileNotFoundError, LanguageModelError)
+
+
+class DataParallelRank(Protocol):
+    """This process's place among the data-parallel processes, each of which trains on its own
+    share of the batches (training's DistributedContext is one)."""
+
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def world_size(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SingleProcess:
+    """The one process of a set-up without data parallelism (`predict`)."""
+
+    rank: int = 0
+    world_size: int = 1
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 @dataclass
@@ -66,7 +100,7 @@ def total_training_steps(steps_per_epoch: int, trainer: TrainerConfig) -> int:
 
 
 def build_data(cfg: DataConfig, seed: int, time_stride: int,
-               dist: DistributedContext) -> DataSetup:
+               dist: DataParallelRank) -> DataSetup:
     """Read the manifests (train, dev, test, the extra test sets) and build the datasets and
     the training sampler.
 
