@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 import struct
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -42,6 +43,10 @@ PROBLEM_KINDS = (
 # Frames decoded per read: bounds memory for long recordings; large enough that the Python
 # loop costs nothing next to decoding.
 _READ_BLOCK_FRAMES = 1 << 16
+
+# Utterances per task of the checking threads: enough that handing out tasks costs nothing,
+# few enough that the threads finish together.
+_CHECK_CHUNK = 64
 
 # Compressed formats whose header frame count is an estimate (from bitrate or a Xing/VBRI
 # header): a shortfall counts as truncation only beyond the duration tolerance.
@@ -130,6 +135,18 @@ def _riff_declared_frames(path: str) -> int | None:
         return None
 
 
+def _peak_and_non_finite(block: np.ndarray) -> tuple[float, int]:
+    """(largest |amplitude| of the finite samples, number of NaN or infinite samples) of a
+    float block. The extremes are checked first: they are finite exactly when every sample is,
+    and two reductions cost a fraction of the masked pass a block with NaN needs."""
+    high, low = float(block.max()), float(block.min())
+    if math.isfinite(high) and math.isfinite(low):
+        return max(high, -low), 0
+    finite = np.isfinite(block)
+    non_finite = int(block.size - np.count_nonzero(finite))
+    return float(np.abs(block, where=finite, out=np.zeros_like(block)).max()), non_finite
+
+
 def inspect_audio(path: str) -> AudioFacts:
     """Decode `path` once and report its header length, decoded length and peak.
 
@@ -143,9 +160,13 @@ def inspect_audio(path: str) -> AudioFacts:
                 if not len(block):
                     break
                 decoded += len(block)
-                finite = np.isfinite(block)
-                non_finite += int(block.size - np.count_nonzero(finite))
-                peak = max(peak, float(np.abs(block, where=finite, out=np.zeros_like(block)).max()))
+                block_peak, block_non_finite = _peak_and_non_finite(block)
+                non_finite += block_non_finite
+                peak = max(peak, block_peak)
+                # At the header's end the next read would ask for no frames (soundfile reads
+                # no further in a seekable file): skip that call.
+                if audio.seekable() and audio.tell() >= header_frames:
+                    break
         except (sf.LibsndfileError, RuntimeError) as decode_error:
             error = str(decode_error)
         facts = AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error,
@@ -161,9 +182,13 @@ def check_audio(utterance: Utterance, limits: CheckLimits) -> tuple[list[Problem
     """Problems of the utterance's audio file, and what decoding it showed (None when it
     could not be opened)."""
     where, path = utterance.source, utterance.audio_filepath
-    if not os.path.isfile(path):
+    try:
+        status = os.stat(path)  # once: isfile() and getsize() would each stat the file again
+    except (OSError, ValueError):
+        status = None
+    if status is None or not stat.S_ISREG(status.st_mode):
         return [Problem(where, "missing", f"audio file {path} not found")], None
-    if os.path.getsize(path) == 0:
+    if status.st_size == 0:
         return [Problem(where, "empty", f"audio file {path} is 0 bytes")], None
     try:
         facts = inspect_audio(path)
@@ -269,16 +294,27 @@ def check_utterances(utterances: list[Utterance], alphabet: Alphabet, text_cfg: 
                      limits: CheckLimits, workers: int = 1) -> CheckReport:
     """Check every utterance (decoding in `workers` threads), problems in manifest order."""
 
-    def check(utterance: Utterance) -> list[Problem]:
-        return check_utterance(utterance, alphabet, text_cfg, limits)
+    def check(chunk: list[Utterance]) -> list[Problem]:
+        return [problem for utterance in chunk
+                for problem in check_utterance(utterance, alphabet, text_cfg, limits)]
 
-    progress = dict(total=len(utterances), desc="checking", unit="utt", leave=False, disable=None)
-    if workers > 1:
-        # Decoding runs in libsndfile with the GIL released, so threads do overlap.
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(tqdm(pool.map(check, utterances), **progress))
-    else:
-        results = [check(utterance) for utterance in tqdm(utterances, **progress)]
+    # Utterances go to the threads in chunks: a task (future) per line adds its overhead,
+    # under the GIL, to every line.
+    chunks = [utterances[start:start + _CHECK_CHUNK]
+              for start in range(0, len(utterances), _CHECK_CHUNK)]
+    with tqdm(total=len(utterances), desc="checking", unit="utt", leave=False,
+              disable=None) as progress:
+        def checked(found: list[Problem], chunk: list[Utterance]) -> list[Problem]:
+            progress.update(len(chunk))
+            return found
+
+        if workers > 1:
+            # Decoding runs in libsndfile with the GIL released, so threads do overlap.
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = [checked(found, chunk)
+                           for found, chunk in zip(pool.map(check, chunks), chunks)]
+        else:
+            results = [checked(check(chunk), chunk) for chunk in chunks]
     return CheckReport(len(utterances), [problem for found in results for problem in found])
 
 

@@ -108,6 +108,24 @@ def test_audio_with_non_finite_samples_is_reported_with_its_count(tmp_path, bad_
     assert "3 NaN or infinite samples" in found[0].message
 
 
+def test_audio_longer_than_one_read_block_is_decoded_to_its_end(tmp_path):
+    """A 6 s file is read in two blocks: infinite samples and the loudest one in the second
+    block count, and the file is whole. Seen to fail: stopping after the first block (read as
+    truncated, the infinite samples missed); the peak taken over the first block only (silent)."""
+    samples = np.zeros(6 * RATE, np.float32)  # the first block ends at 4.1 s
+    samples[-RATE:] = 0.5
+    samples[[-3, -2]] = np.inf
+    audio = tmp_path / "a.wav"
+    sf.write(str(audio), samples, RATE, subtype="FLOAT")
+    found = check_utterance(utterance(audio, 6.0), Alphabet.from_config(TextConfig()),
+                            TextConfig(), LIMITS)
+    assert [(p.where, p.kind) for p in found] == [("m.jsonl:7", "non_finite")]
+    assert "2 NaN or infinite samples" in found[0].message
+    samples[[-3, -2]] = 0.5
+    sf.write(str(audio), samples, RATE, subtype="FLOAT")
+    assert problems_of(utterance(audio, 6.0)) == []
+
+
 def test_digital_silence_is_silent_but_quiet_speech_is_not(tmp_path):
     silent = write_tone(tmp_path / "silent.wav", 1.0, amplitude=0.0)
     quiet = write_tone(tmp_path / "quiet.wav", 1.0, amplitude=0.01)
@@ -145,6 +163,22 @@ def test_time_stride_comes_from_the_check_config():
     cfg.features.hop_ms = 20.0
     limits = CheckLimits.from_config(cfg)
     assert output_frames(3.0, limits.hop_ms, limits.time_stride) == 50
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_problems_of_a_long_manifest_come_in_manifest_order(tmp_path, workers):
+    """150 lines, more than two chunks of the checking threads, each third line's audio
+    missing. Seen to fail: the chunks' results joined in reverse order; the last, partial chunk
+    left out (range stopping at len - chunk)."""
+    tone = write_tone(tmp_path / "a.wav", 1.0)
+    lines = [{"audio_filepath": str(tmp_path / "gone.wav" if number % 3 == 0 else tone),
+              "duration": 1.0, "text": "a tone"} for number in range(1, 151)]
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    report = check_manifest(manifest, DataCheckConfig(manifest="unused", workers=workers))
+    assert [p.where for p in report.problems] == [f"{manifest}:{number}"
+                                                  for number in range(3, 151, 3)]
+    assert report.summary() == "150 utterances, 50 problems (missing: 50)"
 
 
 def test_check_manifest_reads_csv_without_durations_and_finds_truncation(tmp_path):
