@@ -357,8 +357,9 @@ def integer_product(matrix: PackedInt8Matrix, x: np.ndarray) -> np.ndarray:
 
 TIMING_REPEATS = 5
 # Part of every cached choice's key: bump it when a layout or its kernel changes, so timings of
-# the old code are not trusted for the new (2: AVX2 sliding windows replaced its 8 x 32 cells).
-LAYOUT_VERSION = 2
+# the old code are not trusted for the new (2: AVX2 sliding windows replaced its 8 x 32 cells;
+# 3: 4-row quads take whole registers for one vector).
+LAYOUT_VERSION = 3
 _choices: dict[str, str] = {}
 
 

@@ -171,25 +171,48 @@ static inline void quads4_columns(const sp_int8_matrix *m, int columns, const in
     for (int64_t g = 0; g < m->groups; g++) {
         __m128i acc[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(),
                           _mm_setzero_si128()};
-        uint32_t quad = m->ptr[g];
-        const uint32_t end = m->ptr[g + 1];
-        if (columns == 1) {
-            for (; quad + 1 < end; quad += 2) {
-                const __m128i w0 = _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad));
-                const __m128i w1 = _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad + 16));
-                acc[0] = dot4_128(acc[0], _mm_set1_epi32(load_quad(x + 4 * m->columns[quad])), w0);
-                acc[1] = dot4_128(acc[1], _mm_set1_epi32(load_quad(x + 4 * m->columns[quad + 1])), w1);
-            }
-        }
-        for (; quad < end; quad++) {
+        for (uint32_t quad = m->ptr[g]; quad < m->ptr[g + 1]; quad++) {
             const __m128i w = _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad));
             const int64_t column = 4 * (int64_t)m->columns[quad];
             for (int c = 0; c < columns; c++)
                 acc[c] = dot4_128(acc[c], _mm_set1_epi32(load_quad(x + c * x_stride + column)), w);
         }
-        if (columns == 1) acc[0] = _mm_add_epi32(acc[0], acc[1]);
         for (int c = 0; c < columns; c++)
             _mm_storeu_si128((__m128i *)(out + c * out_stride + 4 * g), acc[c]);
+    }
+}
+
+/* x's 4 bytes at quads columns[0] and columns[1], each in all four int32 lanes of its half. */
+static inline __m256i two_quads(const int8_t *x, const uint16_t *columns) {
+    return _mm256_setr_m128i(_mm_set1_epi32(load_quad(x + 4 * columns[0])),
+                             _mm_set1_epi32(load_quad(x + 4 * columns[1])));
+}
+
+/* One vector, 4-row quads (4x4 blocks): two consecutive quads' 32 bytes fill a register, so
+ * each product instruction does twice the work of a 128-bit one; each half sums one quad, and
+ * the halves are added at the end of the quad row. */
+static void quads4_matvec(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+        uint32_t quad = m->ptr[g];
+        const uint32_t end = m->ptr[g + 1];
+        for (; quad + 3 < end; quad += 4) {
+            const int8_t *w = m->values + 16 * (size_t)quad;
+            acc0 = dot4(acc0, two_quads(x, m->columns + quad), _mm256_loadu_si256((const __m256i *)w));
+            acc1 = dot4(acc1, two_quads(x, m->columns + quad + 2),
+                        _mm256_loadu_si256((const __m256i *)(w + 32)));
+        }
+        if (quad + 1 < end) {
+            acc0 = dot4(acc0, two_quads(x, m->columns + quad),
+                        _mm256_loadu_si256((const __m256i *)(m->values + 16 * (size_t)quad)));
+            quad += 2;
+        }
+        const __m256i sum = _mm256_add_epi32(acc0, acc1);
+        __m128i acc = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        if (quad < end)
+            acc = dot4_128(acc, _mm_set1_epi32(load_quad(x + 4 * m->columns[quad])),
+                           _mm_loadu_si128((const __m128i *)(m->values + 16 * (size_t)quad)));
+        _mm_storeu_si128((__m128i *)(out + 4 * g), acc);
     }
 }
 
@@ -200,6 +223,8 @@ static inline void quads_columns(const sp_int8_matrix *m, int columns, const int
         quads16_columns(m, columns, x, x_stride, out, out_stride);
     } else if (m->group_rows == 8) {
         quads8_columns(m, columns, x, x_stride, out, out_stride);
+    } else if (columns == 1) {
+        quads4_matvec(m, x, out);
     } else {
         quads4_columns(m, columns, x, x_stride, out, out_stride);
     }

@@ -197,28 +197,57 @@ static inline void quads4_columns(const sp_int8_matrix *m, int columns, const in
     for (int64_t g = 0; g < m->groups; g++) {
         __m128i acc[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(),
                           _mm_setzero_si128()};
-        size_t quad = m->ptr[g];
-        const size_t end = m->ptr[g + 1];
-        if (columns == 1) {
-            for (; quad + 3 < end; quad += 4)
-                for (int u = 0; u < 4; u++)
-                    acc[u] = _mm_dpbusd_epi32(
-                        acc[u], _mm_set1_epi32(offset_quad(x + 4 * m->columns[quad + u])),
-                        _mm_loadu_si128((const __m128i *)(m->values + 16 * (quad + u))));
-        }
-        for (; quad < end; quad++) {
+        for (size_t quad = m->ptr[g]; quad < m->ptr[g + 1]; quad++) {
             const __m128i w = _mm_loadu_si128((const __m128i *)(m->values + 16 * quad));
             const int64_t column = 4 * (int64_t)m->columns[quad];
             for (int c = 0; c < columns; c++)
                 acc[c] = _mm_dpbusd_epi32(
                     acc[c], _mm_set1_epi32(offset_quad(x + c * x_stride + column)), w);
         }
-        if (columns == 1)
-            acc[0] = _mm_add_epi32(_mm_add_epi32(acc[0], acc[1]), _mm_add_epi32(acc[2], acc[3]));
         const __m128i offset = _mm_slli_epi32(
             _mm_loadu_si128((const __m128i *)(m->row_sums + 4 * g)), 7);
         for (int c = 0; c < columns; c++)
             _mm_storeu_si128((__m128i *)(out + c * out_stride + 4 * g), _mm_sub_epi32(acc[c], offset));
+    }
+}
+
+/* x's 4 bytes at quads `columns[0..3]`, each in all four int32 lanes of its 128-bit lane. */
+static inline __m512i four_quads(const int8_t *x, const uint16_t *columns, __m512i spread) {
+    const __m128i quads = _mm_setr_epi32(offset_quad(x + 4 * columns[0]), offset_quad(x + 4 * columns[1]),
+                                         offset_quad(x + 4 * columns[2]), offset_quad(x + 4 * columns[3]));
+    return _mm512_permutexvar_epi32(spread, _mm512_castsi128_si512(quads));
+}
+
+/* One vector, 4-row quads (4x4 blocks): four consecutive quads' 64 bytes fill a register, so a
+ * vpdpbusd does 64 multiply-adds instead of 16; each 128-bit lane sums one quad, and the four
+ * lanes are added at the end of the quad row. */
+static void quads4_matvec(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
+    const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    for (int64_t g = 0; g < m->groups; g++) {
+        __m512i acc0 = _mm512_setzero_si512(), acc1 = _mm512_setzero_si512();
+        size_t quad = m->ptr[g];
+        const size_t end = m->ptr[g + 1];
+        for (; quad + 7 < end; quad += 8) {
+            acc0 = _mm512_dpbusd_epi32(acc0, four_quads(x, m->columns + quad, spread),
+                                       _mm512_loadu_si512(m->values + 16 * quad));
+            acc1 = _mm512_dpbusd_epi32(acc1, four_quads(x, m->columns + quad + 4, spread),
+                                       _mm512_loadu_si512(m->values + 16 * quad + 64));
+        }
+        if (quad + 3 < end) {
+            acc0 = _mm512_dpbusd_epi32(acc0, four_quads(x, m->columns + quad, spread),
+                                       _mm512_loadu_si512(m->values + 16 * quad));
+            quad += 4;
+        }
+        const __m512i sum = _mm512_add_epi32(acc0, acc1);
+        __m128i acc = _mm_add_epi32(
+            _mm_add_epi32(_mm512_castsi512_si128(sum), _mm512_extracti32x4_epi32(sum, 1)),
+            _mm_add_epi32(_mm512_extracti32x4_epi32(sum, 2), _mm512_extracti32x4_epi32(sum, 3)));
+        for (; quad < end; quad++)
+            acc = _mm_dpbusd_epi32(acc, _mm_set1_epi32(offset_quad(x + 4 * m->columns[quad])),
+                                   _mm_loadu_si128((const __m128i *)(m->values + 16 * quad)));
+        const __m128i offset = _mm_slli_epi32(
+            _mm_loadu_si128((const __m128i *)(m->row_sums + 4 * g)), 7);
+        _mm_storeu_si128((__m128i *)(out + 4 * g), _mm_sub_epi32(acc, offset));
     }
 }
 
@@ -230,7 +259,7 @@ void sp_matvec_avx512(const sp_int8_matrix *m, const int8_t *x, int32_t *out) {
     else if (m->group_rows == 8)
         quads8_columns(m, 1, x, 0, out, 0);
     else
-        quads4_columns(m, 1, x, 0, out, 0);
+        quads4_matvec(m, x, out);
 }
 
 /* ---- SP_QUADS, 16 vectors at a time: the vectors in the lanes ---------------------------
