@@ -19,11 +19,12 @@ KENLM_SYSTEM_PACKAGES := cmake g++ libboost-program-options-dev libboost-system-
 TINY := data/tiny/.complete
 SENTENCES := data/sentences/.complete
 
-.PHONY: help env system-deps kenlm kenlm-system-deps data data-sentences train test bench clean
+.PHONY: help env system-deps kenlm kenlm-system-deps data data-sentences train test test-fast bench clean
 
 help:
 	@echo "make train    - create the environment, build the tiny corpus, train and evaluate the quickstart model"
 	@echo "make test     - create the environment and run the test suite"
+	@echo "make test-fast - the tests not marked slow (about 2 minutes)"
 	@echo "make data     - build the tiny corpus (data/tiny)"
 	@echo "make data-sentences - build the large-vocabulary corpus (data/sentences)"
 	@echo "make kenlm    - compile KenLM's lmplz and build_binary into $(BIN) (for speechprune lm build)"
@@ -83,6 +84,10 @@ train: env $(TINY)
 
 test: env kenlm
 	$(BIN)/python -m pytest -n 2 --timeout=600 -q
+
+# The tests not marked slow (about 2 minutes on 2 cores): for the edit-test loop; `make test` runs them all.
+test-fast: env kenlm
+	$(BIN)/python -m pytest -n 2 --timeout=600 -q -m "not slow"
 
 bench: env $(TINY)
 	@for s in scripts/bench_*.py; do echo "== $$s"; $(BIN)/python $$s || exit 1; done

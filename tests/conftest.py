@@ -27,6 +27,22 @@ def pytest_report_header(config) -> list[str]:
     return [f"speechprune {native.describe_levels()}", f"CPU: {cpu}"]
 
 
+# A test that takes longer than this without the `slow` marker is named at the end of the run,
+# so `make test-fast` (-m "not slow") stays quick as tests are added.
+SLOW_SECONDS = 5.0
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    unmarked = sorted(
+        {report.nodeid.split("[")[0]
+         for reports in terminalreporter.stats.values() for report in reports
+         if getattr(report, "when", None) in ("setup", "call")
+         and report.duration > SLOW_SECONDS and "slow" not in report.keywords})
+    if unmarked:
+        terminalreporter.write_line(
+            f"over {SLOW_SECONDS:g} s without @pytest.mark.slow: " + ", ".join(unmarked))
+
+
 @pytest.fixture(scope="session")
 def micro_corpus(tmp_path_factory) -> Path:
     """A few dozen seconds of the `tiny` domain, synthesized by the real corpus builder once

@@ -40,6 +40,7 @@ def assert_one_line_error(result, command: str, manifest: Path, bad_audio: Path)
                          "source. Fix or remove the manifest line, or set data.bad_input=skip"), last
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", WORKERS)
 def test_train_stops_on_nan_audio_with_one_line_naming_the_manifest_line(
         micro_corpus, tmp_path, workers):
@@ -70,6 +71,7 @@ def strict_run(request, micro_corpus, tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow
 def test_evaluate_stops_on_nan_audio_with_one_line_naming_the_manifest_line(
         strict_run, micro_corpus, tmp_path):
     """Seen to fail: one_line_errors without its BadUtteranceError catch (a traceback, both

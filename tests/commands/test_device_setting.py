@@ -6,6 +6,7 @@ import torch
 from training_helpers import run_cli
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA device")
 @pytest.mark.parametrize("command", ["transcribe", "evaluate"])
 def test_cuda_on_a_cpu_machine_names_the_device_key(command, tmp_path):

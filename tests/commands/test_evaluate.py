@@ -7,12 +7,15 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from speech_helpers import write_faulty_copies
 from training_helpers import run_cli
 
 from speechprune.data.manifest import read_jsonl, write_jsonl
 
 
+@pytest.mark.slow
 def test_evaluate_writes_predictions_summary_and_passes_a_loose_tolerance(trained_run, micro_corpus,
                                                                          tmp_path):
     manifest = micro_corpus / "test.jsonl"
@@ -33,6 +36,7 @@ def test_evaluate_writes_predictions_summary_and_passes_a_loose_tolerance(traine
     assert f"evaluating test.jsonl:   0%|          | 0/{len(references)}" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_exits_nonzero_when_wer_is_above_the_tolerance(trained_run, micro_corpus, tmp_path):
     # Two epochs of a tiny model are far from perfect, so a 0% tolerance must fail.
     result = run_cli("evaluate", f"model_path={trained_run}", f"manifest={micro_corpus / 'test.jsonl'}",
@@ -41,6 +45,7 @@ def test_evaluate_exits_nonzero_when_wer_is_above_the_tolerance(trained_run, mic
     assert "FAILED: WER" in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_names_a_missing_model_or_manifest(trained_run, tmp_path):
     missing_model = run_cli("evaluate", str(tmp_path / "nope"), str(tmp_path / "m.jsonl"))
     assert missing_model.returncode != 0 and "nope: no such checkpoint" in missing_model.stderr
@@ -73,6 +78,7 @@ def test_transcribe_names_a_missing_or_corrupt_audio_file_and_keeps_the_others(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_an_exported_model_evaluates_and_transcribes_like_its_checkpoint(trained_run, micro_corpus,
                                                                         tmp_path):
     export = tmp_path / "model.spx"
@@ -112,6 +118,7 @@ def test_transcribe_names_nan_or_empty_audio_and_keeps_the_others(trained_run, m
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_skips_and_counts_nan_and_empty_audio_by_kind(trained_run, micro_corpus,
                                                                tmp_path):
     """Seen to fail: the non-finite check in load_audio removed (the NaN file was scored as an
@@ -133,6 +140,7 @@ def test_evaluate_skips_and_counts_nan_and_empty_audio_by_kind(trained_run, micr
                      rf".*; first {re.escape(str(manifest))}:{bad_lines}: ", result.stderr)
 
 
+@pytest.mark.slow
 def test_evaluate_exits_nonzero_when_cer_is_above_max_cer_and_zero_at_it(trained_run, micro_corpus,
                                                                       tmp_path):
     """Seen to fail: `max_cer` dropped from the tolerance check in the evaluate command (exit

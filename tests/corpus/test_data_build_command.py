@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from speechprune.config import CorpusConfig
 from speechprune.corpus.build import build_corpus
 
@@ -40,6 +42,7 @@ def test_the_command_builds_a_corpus_then_says_it_is_complete(tmp_path):
     assert "already complete" in second.stdout + second.stderr
 
 
+@pytest.mark.slow
 def test_a_killed_build_resumes_to_the_manifests_of_an_uninterrupted_one(tmp_path):
     hours = 0.02
     killed_dir = tmp_path / "killed"

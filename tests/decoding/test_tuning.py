@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from lm.lm_test_support import ALPHABET, AMBIGUOUS, beam_config, emissions, spelled
 from omegaconf import OmegaConf
@@ -44,6 +45,7 @@ def test_tuning_finds_weights_that_beat_greedy_and_beam_decoding_then_uses_them(
     (domain_lm.directory / "decoder.json").unlink()  # the session-wide LM stays untuned
 
 
+@pytest.mark.slow
 def test_lm_commands_build_tune_and_evaluate_a_trained_run(trained_run, micro_corpus, tmp_path):
     lm_dir = tmp_path / "lm"
     built = run_cli("lm", "build", f"manifests=[{micro_corpus / 'train.jsonl'}]",

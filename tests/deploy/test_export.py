@@ -28,6 +28,7 @@ def random_features(num_features: int, seed: int = 0) -> tuple[torch.Tensor, tor
     return features, torch.tensor([90, 61, 23])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rnn_type", ["gru", "lstm", "rnn_tanh", "rnn_relu"])
 @pytest.mark.parametrize("bidirectional", [True, False])
 def test_export_then_load_gives_the_outputs_of_the_masked_training_model(
@@ -55,6 +56,7 @@ def test_export_then_load_gives_the_outputs_of_the_masked_training_model(
             == reference.transcribe([str(speech_like_wav)]))
 
 
+@pytest.mark.slow
 def test_block_pruned_model_stores_blocks_and_runs_block_kernels(tmp_path, make_checkpoint,
                                                                  speech_like_wav):
     # Hidden 40: 4x4 blocks tile every recurrent matrix; the fc head (29 x 80) is cut short.

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -30,6 +32,7 @@ def test_export_command_names_a_missing_source(tmp_path):
     assert "no such checkpoint file or run directory" in result.stderr
 
 
+@pytest.mark.slow
 def test_export_command_writes_int8_and_onnx_files(tmp_path, make_checkpoint):
     checkpoint = make_checkpoint(tmp_path / "best.pt", "gru", True, sparsity=0.9)
     int8 = run_export(str(checkpoint), f"out={tmp_path / 'model.spx'}", "values=int8")

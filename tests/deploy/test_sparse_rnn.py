@@ -49,6 +49,7 @@ def run_both(rnn: nn.RNNBase, batch: int, parallel: bool, sparse_input: bool
     return actual, expected, layer
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sparse_input", [False, True])
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("batch", [1, 4, 16])
@@ -66,6 +67,7 @@ def test_sparse_layer_matches_torch_on_a_padded_batch(kind, bidirectional, batch
     torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("batch", [1, 16])
 @pytest.mark.parametrize("kind", ["gru", "lstm", "relu"])

@@ -71,6 +71,7 @@ def evaluate(model: Path, manifest: Path, output_dir: Path) -> tuple[dict, list[
 @pytest.mark.slow
 @pytest.mark.skipif(not native.supported_levels(),
                     reason=f"C kernels not built: {native.unavailable_reason()}")
+@pytest.mark.slow
 def test_int8_export_of_a_trained_pruned_model_keeps_its_wer(trained_checkpoint, unheard_speech,
                                                              tmp_path):
     fp32 = export_checkpoint(trained_checkpoint, tmp_path / "fp32.spx")

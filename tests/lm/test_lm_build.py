@@ -100,6 +100,7 @@ def test_sentences_of_excluded_manifests_are_left_out(tmp_path):
     assert files.corpus.read_text().splitlines() == ["the cat sat", "the dog ran"]
 
 
+@pytest.mark.slow
 def test_debian_text_adds_the_corpora_source_sentences_minus_the_excluded_ones(tmp_path):
     """Seen to fail: `lm build` estimating the LM on each sentence's words reversed (corpus.txt
     unchanged): the in-domain sentence then scores below its reversal."""

@@ -89,6 +89,7 @@ def test_table3_presets_have_the_papers_shape(family):
     assert len(names) == len(configs)
 
 
+@pytest.mark.slow
 def test_optuna_sweep_runs_trials_and_minimizes_the_budgeted_objective(test_experiment, tmp_path):
     budget = 5000  # well below the tiny model's ~28k parameters: most trials pay the penalty
     result = run_cli("train", "--config-dir", str(test_experiment), "experiment=report_test",

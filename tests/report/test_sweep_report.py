@@ -38,6 +38,7 @@ def events_of(run_dir) -> EventAccumulator:
     return events
 
 
+@pytest.mark.slow
 def test_multirun_makes_one_run_directory_per_job_named_after_its_override(two_job_sweep):
     job_dirs = sorted(p.name for p in two_job_sweep.iterdir() if p.is_dir() and p.name != "report")
     assert job_dirs == sorted(JOBS)
@@ -123,6 +124,7 @@ def test_report_of_a_directory_without_runs_fails_naming_it(tmp_path):
     assert str(tmp_path) in result.stderr and "no finished run" in result.stderr
 
 
+@pytest.mark.slow
 def test_report_averages_seeds_and_compares_the_pruned_run_with_the_dense_mean(
         two_job_sweep, test_experiment, tmp_path):
     """A second dense seed beside the sweep: report.md gains the across-seeds table, the dense

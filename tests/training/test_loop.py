@@ -103,6 +103,7 @@ def test_gradient_clipping_bounds_the_norm_of_the_applied_update(tiny_train_over
         assert update.norm().item() / applied_lr == pytest.approx(clip, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_overfits_a_handful_of_utterances_to_near_zero_cer(micro_corpus, tmp_path):
     handful = read_jsonl(micro_corpus / "train.jsonl")[:4]
     manifest = tmp_path / "handful.jsonl"
@@ -180,6 +181,7 @@ def _checkpoint_step(path: Path) -> int:
         return -1
 
 
+@pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_to_identical_weights(tiny_train_overrides, tmp_path):
     common = tiny_train_overrides + ["trainer.epochs=3", "trainer.checkpoint_every_steps=1"]
     whole = run_cli("train", *common, f"hydra.run.dir={tmp_path / 'whole'}")

@@ -43,6 +43,7 @@ def assert_whole_blocks(mask: torch.Tensor, block_shape: tuple[int, int]) -> Non
             assert tile.all() or not tile.any(), (top, left, tile)
 
 
+@pytest.mark.slow
 def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
         tiny_train_overrides, tmp_path):
     dense_dir, sparse_dir = tmp_path / "dense", tmp_path / "sparse"
@@ -192,6 +193,7 @@ def test_fp16_on_the_cpu_stops_before_training_saying_what_to_use_instead(tiny_t
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow
 def test_predict_command_prints_each_group_and_the_model(tiny_train_overrides):
     result = run_cli("predict", *tiny_train_overrides, "trainer.epochs=4", "pruning=narang",
                      *FAST_SCHEDULE)
@@ -201,6 +203,7 @@ def test_predict_command_prints_each_group_and_the_model(tiny_train_overrides):
         assert any(line.startswith(group) and "%" in line for line in lines), group
 
 
+@pytest.mark.slow
 def test_bad_schedule_stops_at_start_up_naming_group_and_key(tiny_train_overrides, tmp_path):
     result = run_cli("train", *tiny_train_overrides, "pruning=narang",
                      "pruning.groups.recurrent.ramp_itr=0", "pruning.groups.recurrent.start_itr=5",
