@@ -1,11 +1,13 @@
 """Inference-time recurrent and linear layers with int8 weights on the C kernels (int8.py).
 
-A recurrent layer's two costs are both int8 products: the input projection W_ih x_t of all frames
-(one product with T columns, both directions' W_ih stacked) and, per frame, the recurrent product
+A recurrent layer's two costs are both int8 products: per direction, the input projection
+W_ih x_t of all frames (one product with T columns) and, per frame, the recurrent product
 W_hh h_{t-1}. Each runs in the layout that timed faster on this machine (sparse or dense, see
 int8.fastest); the whole time loop of a direction, products and gate arithmetic, is one C call.
-With `parallel`, the two directions of a bidirectional layer run on two threads (the C calls
-release the GIL), and the input projection splits its frames between them.
+With `parallel`, each direction of a bidirectional layer projects and runs on its own thread (the
+C calls release the GIL): each thread streams only its own direction's W_ih, where splitting the
+frames would have both threads stream all of it, and the projection products are bound by that
+traffic. A unidirectional layer splits its frames between the two threads instead.
 
 Semantics are those of torch's nn.RNN / nn.GRU / nn.LSTM on a packed sequence, as in
 sparse_rnn.SparseRecurrentLayer: zero initial state, each utterance over its own length, zeros
@@ -59,46 +61,43 @@ class Int8RecurrentLayer(nn.Module):
         self.parallel = parallel
         self.level = level
         suffixes = ["_l0", "_l0_reverse"] if rnn.bidirectional else ["_l0"]
-        threads = 2 if parallel else 1
-        q_ih = np.concatenate([weights["weight_ih" + s][0] for s in suffixes])
-        scales_ih = np.concatenate([weights["weight_ih" + s][1] for s in suffixes])
-        self.input = int8.fastest(q_ih, scales_ih, level, PROJECTION_TIMING_COLUMNS, threads)
+        # A unidirectional layer's projection splits its frames over both threads.
+        projection_threads = 2 if parallel and not rnn.bidirectional else 1
+        self.input = [int8.fastest(*weights["weight_ih" + s], level, PROJECTION_TIMING_COLUMNS,
+                                   projection_threads) for s in suffixes]
         self.recurrent = [int8.fastest(*weights["weight_hh" + s], level, 1) for s in suffixes]
         params = dict(rnn.named_parameters())
-        self.bias_ih = np.ascontiguousarray(np.concatenate(
-            [params["bias_ih" + s].detach().float().cpu().numpy() for s in suffixes]))
-        self.bias_hh = [np.ascontiguousarray(params["bias_hh" + s].detach().float().cpu().numpy())
-                        for s in suffixes]
-        self.input_density = self.input.nnz / (q_ih.shape[0] * q_ih.shape[1])
-        self.recurrent_density = (sum(m.nnz for m in self.recurrent)
-                                  / sum(m.shape[0] * m.shape[1] for m in self.recurrent))
+        self.bias_ih, self.bias_hh = ([np.ascontiguousarray(
+            params[name + s].detach().float().cpu().numpy()) for s in suffixes]
+            for name in ("bias_ih", "bias_hh"))
+        self.input_density = _density(self.input)
+        self.recurrent_density = _density(self.recurrent)
 
-    def _project(self, frames: np.ndarray) -> np.ndarray:
-        """W_ih x + b_ih of frames (n, input) -> (n, directions * gates * hidden)."""
-        out = np.empty((frames.shape[0], self.input.shape[0]), dtype=np.float32)
-        if self.parallel and frames.shape[0] >= 2:
+    def _project(self, d: int, frames: np.ndarray) -> np.ndarray:
+        """Direction d's W_ih x + b_ih of frames (n, input) -> (n, gates * hidden)."""
+        matrix, bias = self.input[d], self.bias_ih[d]
+        out = np.empty((frames.shape[0], matrix.shape[0]), dtype=np.float32)
+        if self.parallel and len(self.input) == 1 and frames.shape[0] >= 2:
             half = frames.shape[0] // 2
-            list(DIRECTION_POOL.map(
-                lambda part: int8.linear(self.input, frames[part], self.bias_ih, out[part]),
-                [slice(0, half), slice(half, None)]))
+            list(DIRECTION_POOL.map(lambda part: int8.linear(matrix, frames[part], bias, out[part]),
+                                    [slice(0, half), slice(half, None)]))
         else:
-            int8.linear(self.input, frames, self.bias_ih, out)
+            int8.linear(matrix, frames, bias, out)
         return out
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         batch, time, _ = x.shape
         directions = len(self.recurrent)
-        gates = self.recurrent[0].shape[0]
         hidden = self.hidden_size
         inputs = x.detach().float().cpu().numpy()
         out = np.zeros((batch, time, directions * hidden), dtype=np.float32)
         for b, length in enumerate(lengths.tolist()):
-            projected = self._project(np.ascontiguousarray(inputs[b, :length]))
+            frames = np.ascontiguousarray(inputs[b, :length])
 
-            def run(d: int, b: int = b, length: int = length, projected=projected) -> None:
+            def run(d: int, b: int = b, length: int = length, frames=frames) -> None:
                 int8.run_direction(self.recurrent[d], self.mode, self.bias_hh[d],
-                                   projected[:, d * gates:(d + 1) * gates], d == 1,
+                                   self._project(d, frames), d == 1,
                                    out[b, :length, d * hidden:(d + 1) * hidden])
 
             if self.parallel and directions == 2:
@@ -112,13 +111,17 @@ class Int8RecurrentLayer(nn.Module):
     def kernel_summary(self) -> str:
         """Which kernels the layer runs, e.g. 'recurrent int8 unstructured (16x128 lookups),
         input int8 dense'."""
-        return (f"recurrent {self.recurrent[0].describe()}, input {self.input.describe()}, "
+        return (f"recurrent {self.recurrent[0].describe()}, input {self.input[0].describe()}, "
                 f"{self.level}")
 
     def extra_repr(self) -> str:
         directions = "bidirectional" if self.bidirectional else "unidirectional"
         return (f"{self.mode.lower()} hidden {self.hidden_size} {directions}, recurrent density "
                 f"{self.recurrent_density:.3f}, {self.kernel_summary}, parallel={self.parallel}")
+
+
+def _density(matrices: list[int8.PackedInt8Matrix]) -> float:
+    return sum(m.nnz for m in matrices) / sum(m.shape[0] * m.shape[1] for m in matrices)
 
 
 class Int8Linear(nn.Module):
