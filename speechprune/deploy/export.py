@@ -44,6 +44,7 @@ import safetensors.numpy
 import torch
 
 from speechprune import atomic_write
+from speechprune.config import ExportConfig
 from speechprune.deploy.block_kernels import cut_into_blocks, detect_block_shape
 from speechprune.deploy.int8 import dequantize_rows, quantize_rows
 
@@ -433,9 +434,10 @@ def feature_stats_to_json(stats: dict[str, Any] | None) -> dict[str, Any] | None
             for key, value in stats.items()}
 
 
-def export_checkpoint(model_path: str | Path, out: str | Path, *, layout: str = "auto",
-                      values: str = "fp32", sparse_min_sparsity: float = 0.5,
-                      which: str = "best") -> ExportSummary:
+def export_checkpoint(model_path: str | Path, out: str | Path, *,
+                      layout: str = ExportConfig.layout, values: str = ExportConfig.values,
+                      sparse_min_sparsity: float = ExportConfig.sparse_min_sparsity,
+                      which: str = ExportConfig.which) -> ExportSummary:
     """Export a training checkpoint (file, or run directory's `which` checkpoint) to `out`.
 
     `sparse_min_sparsity` (0..1) is stored as an inference setting: recurrent layers with at

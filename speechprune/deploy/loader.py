@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from speechprune.config import DataConfig, ModelConfig
+from speechprune.config import DataConfig, ExportConfig, ModelConfig
 from speechprune.data.features import FeatureExtractor, FeatureStats
 from speechprune.data.text import Alphabet
 from speechprune.deploy import native
@@ -134,8 +134,10 @@ def load_exported(path: str | Path, device: torch.device | str = "cpu", *,
         if contents.quantized and on_cpu:
             log.info("%s: int8 kernels unavailable (%s); running the dequantized weights on the "
                      "fp32 kernels", path.name, native.unavailable_reason())
-        threshold = (contents.inference.get("sparse_min_sparsity", 0.5)
-                     if sparse_min_sparsity is None else sparse_min_sparsity)
+        threshold = sparse_min_sparsity
+        if threshold is None:  # files written before the setting was stored take its default
+            threshold = contents.inference.get("sparse_min_sparsity",
+                                               ExportConfig.sparse_min_sparsity)
         kernels = sparsify_recurrent_layers(model, threshold, parallel=parallel)
     for line in kernels:
         log.info("%s: %s", path.name, line)

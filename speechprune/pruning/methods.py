@@ -48,16 +48,17 @@ class PrunedMatrix:
 
 @dataclass
 class PrunedGroup:
-    """A layer group: its matrices, resolved schedule and method settings."""
+    """A layer group: its matrices, resolved schedule and method settings (the settings come
+    from the group's config, pruning/build.py; their defaults live only in the schema)."""
 
     name: str
     schedule: GroupSchedule
     matrices: list[PrunedMatrix]
-    percentile: float = 90.0
-    ramp_multiplier: float = 1.5
-    initial_sparsity: float = 0.0
-    target_sparsity: float = 0.9
-    block_shape: tuple[int, int] = (1, 1)
+    percentile: float
+    ramp_multiplier: float
+    initial_sparsity: float
+    target_sparsity: float
+    block_shape: tuple[int, int]
     current_target: float = 0.0  # gradual/oneshot/l1: the sparsity the masks were last cut to
     pruned_once: bool = False  # any mask has lost an entry: masks must be applied every step
     cut_done: bool = False  # oneshot/l1: the single cut has been taken
