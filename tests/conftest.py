@@ -27,9 +27,10 @@ def pytest_report_header(config) -> list[str]:
     return [f"speechprune {native.describe_levels()}", f"CPU: {cpu}"]
 
 
-# A test that takes longer than this without the `slow` marker is named at the end of the run,
+# A test that takes longer than this without the `slow` marker is named at the end of the run
+# (tests over about 5 s on a quiet machine carry it; the margin absorbs a loaded one),
 # so `make test-fast` (-m "not slow") stays quick as tests are added.
-SLOW_SECONDS = 5.0
+SLOW_SECONDS = 8.0
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
