@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -165,11 +166,15 @@ def test_time_stride_comes_from_the_check_config():
     assert output_frames(3.0, limits.hop_ms, limits.time_stride) == 50
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_problems_of_a_long_manifest_come_in_manifest_order(tmp_path, workers):
-    """150 lines, more than two chunks of the checking threads, each third line's audio
-    missing. Seen to fail: the chunks' results joined in reverse order; the last, partial chunk
-    left out (range stopping at len - chunk)."""
+@pytest.mark.parametrize("workers,start_methods", [(1, None), (2, None), (2, ["spawn"])])
+def test_problems_of_a_long_manifest_come_in_manifest_order(tmp_path, monkeypatch, workers,
+                                                            start_methods):
+    """150 lines, more than two chunks of the checking workers, each third line's audio
+    missing; with 2 workers in forked processes (Linux) and in threads (a platform that cannot
+    fork). Seen to fail: the chunks' results joined in reverse order; the last, partial chunk
+    left out (range stopping at len - chunk); the thread pool given no settings (TypeError)."""
+    if start_methods:
+        monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: start_methods)
     tone = write_tone(tmp_path / "a.wav", 1.0)
     lines = [{"audio_filepath": str(tmp_path / "gone.wav" if number % 3 == 0 else tone),
               "duration": 1.0, "text": "a tone"} for number in range(1, 151)]
