@@ -113,8 +113,8 @@ class DataConfig:
     # More test sets, evaluated with the best checkpoint beside the test set: name -> manifest.
     # Each gives <name>_wer / <name>_cer in metrics.json and test_sets/<name>/* in TensorBoard.
     extra_test_manifests: dict[str, str] = field(default_factory=dict)
-    # "auto" guesses from the path: .jsonl/.json, .csv, .tsv (Common Voice), or a directory
-    # (LibriSpeech tree).
+    # "auto" guesses from the path: .jsonl/.json, .csv, .tsv (Common Voice), .jsonl.gz (Lhotse),
+    # or a directory (LibriSpeech tree); or name it: jsonl, csv, commonvoice, lhotse, librispeech.
     format: str = "auto"
     min_duration_s: float = 0.0
     max_duration_s: float = 30.0

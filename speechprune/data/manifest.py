@@ -22,11 +22,13 @@ read gets a NaN duration here and is reported by `speechprune data check` (or dr
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import logging
 import math
 import os
 from collections import Counter
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("jsonl", "csv", "librispeech", "commonvoice")
+FORMATS = ("jsonl", "csv", "librispeech", "commonvoice", "lhotse")
 
 # Header reads are dominated by file-system latency (one open + a few KB each), not CPU, so a
 # few threads hide it on network and cold disks without loading the shared CPUs.
@@ -84,6 +86,8 @@ def detect_format(path: str | Path) -> str:
     if path.is_dir():
         return "librispeech"
     suffix = path.suffix.lower()
+    if path.name.lower().endswith(".jsonl.gz"):  # speechprune's own manifests are not gzipped
+        return "lhotse"
     if suffix in {".jsonl", ".json"}:
         return "jsonl"
     if suffix == ".csv":
@@ -91,8 +95,9 @@ def detect_format(path: str | Path) -> str:
     if suffix == ".tsv":
         return "commonvoice"
     raise ManifestError(
-        f"{path}: cannot tell the manifest format from the name; use a .jsonl, .csv or .tsv "
-        f"file or a LibriSpeech directory, or name it with format=<{'|'.join(FORMATS)}>"
+        f"{path}: cannot tell the manifest format from the name; use a .jsonl, .csv, .tsv or "
+        f"Lhotse .jsonl.gz file or a LibriSpeech directory, or name it with "
+        f"format=<{'|'.join(FORMATS)}>"
     )
 
 
@@ -104,7 +109,7 @@ def read_manifest(path: str | Path, fmt: str = "auto") -> list[Utterance]:
     if fmt == "auto":
         fmt = detect_format(path)
     readers = {"jsonl": read_jsonl, "csv": read_csv, "librispeech": read_librispeech,
-               "commonvoice": read_commonvoice}
+               "commonvoice": read_commonvoice, "lhotse": read_lhotse}
     if fmt not in readers:
         raise ManifestError(f"unknown manifest format {fmt!r}; use auto or one of {FORMATS}")
     if (fmt == "librispeech") != path.is_dir():
@@ -314,6 +319,110 @@ def _commonvoice_clip_durations(path: Path) -> dict[str, float]:
             except (IndexError, ValueError):
                 continue  # the header line, or a malformed row: read that clip's header instead
     return durations
+
+
+def _lhotse_lines(path: Path):
+    """(where, entry) of each line of a Lhotse JSON-lines manifest, gzipped or not."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    where = f"{path}:{number}"
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise ManifestError(f"{where}: not valid JSON ({error.msg})") from None
+                    yield where, entry
+    except (OSError, EOFError) as error:  # a corrupt or truncated .gz
+        raise ManifestError(f"{path}: cannot read it ({error})") from None
+
+
+@contextmanager
+def _entry_errors(where: str):
+    """A key missing from a manifest entry, or a value of the wrong type, as a ManifestError
+    naming its line."""
+    try:
+        yield
+    except ManifestError:
+        raise
+    except KeyError as error:
+        raise ManifestError(f"{where}: missing key {error.args[0]!r}") from None
+    except (TypeError, ValueError) as error:
+        raise ManifestError(f"{where}: unexpected value ({error})") from None
+
+
+def _lhotse_audio(recording: dict, where: str, folder: str) -> tuple[str, float]:
+    """(absolute audio path, duration) of a Lhotse recording with one file source."""
+    sources = recording.get("sources") or []
+    if len(sources) != 1 or sources[0].get("type") != "file":
+        raise ManifestError(f"{where}: recording {recording.get('id')!r} needs exactly one "
+                            f"source of type 'file' (speechprune reads audio files)")
+    return _audio_path(folder, sources[0]["source"]), float(recording["duration"])
+
+
+def _lhotse_utterance(supervision: dict, audio: str, duration: float, where: str) -> Utterance:
+    """An utterance of a supervision that covers its whole recording; speechprune reads whole
+    files, so a segment inside a longer recording is an error naming the line."""
+    start = float(supervision.get("start", 0.0))
+    length = float(supervision["duration"])
+    if abs(start) > 1e-3 or abs(length - duration) > 0.01:
+        raise ManifestError(
+            f"{where}: supervision {supervision.get('id')!r} covers {start:.2f}-{start + length:.2f}"
+            f" s of a {duration:.2f} s recording; speechprune reads whole files: cut the "
+            f"recordings first (Lhotse: cuts.trim_to_supervisions().save_audios(...))")
+    extra = {key: supervision[key] for key in ("speaker", "language") if key in supervision}
+    return Utterance(audio, duration, str(supervision.get("text") or ""), where, extra)
+
+
+def read_lhotse(path: str | Path) -> list[Utterance]:
+    """A Lhotse manifest (the icefall and NeMo recipes' format), JSON lines, gzipped or not:
+    a CutSet (each line a cut with its recording and supervisions), or a SupervisionSet whose
+    RecordingSet lies beside it under the same name with "recordings" for "supervisions"
+    (`<corpus>_supervisions_<part>.jsonl.gz`). Relative audio paths are taken from the
+    manifest's folder. Each supervision must cover its whole recording."""
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    if "supervisions" in path.name:
+        return _read_lhotse_supervisions(path)
+    utterances = []
+    for where, cut in _lhotse_lines(path):
+        with _entry_errors(where):
+            utterances.append(_lhotse_cut(cut, where, str(path.parent)))
+    return utterances
+
+
+def _read_lhotse_supervisions(path: Path) -> list[Utterance]:
+    recordings_path = path.with_name(path.name.replace("supervisions", "recordings"))
+    if not recordings_path.is_file():
+        raise ManifestError(f"{path}: a Lhotse SupervisionSet needs its RecordingSet "
+                            f"{recordings_path.name} beside it")
+    recordings = {}
+    for where, entry in _lhotse_lines(recordings_path):
+        with _entry_errors(where):
+            recordings[entry["id"]] = _lhotse_audio(entry, where, str(path.parent))
+    utterances = []
+    for where, supervision in _lhotse_lines(path):
+        if supervision.get("recording_id") not in recordings:
+            raise ManifestError(f"{where}: recording {supervision.get('recording_id')!r} is "
+                                f"not in {recordings_path.name}")
+        with _entry_errors(where):
+            audio, duration = recordings[supervision["recording_id"]]
+            utterances.append(_lhotse_utterance(supervision, audio, duration, where))
+    return utterances
+
+
+def _lhotse_cut(cut: dict, where: str, folder: str) -> Utterance:
+    supervisions = cut.get("supervisions") or []
+    if "recording" not in cut or len(supervisions) != 1:
+        raise ManifestError(f"{where}: a Lhotse cut needs its recording and exactly one "
+                            f"supervision (found {len(supervisions)})")
+    audio, duration = _lhotse_audio(cut["recording"], where, folder)
+    if abs(float(cut.get("start", 0.0))) > 1e-3 or abs(float(cut["duration"]) - duration) > 0.01:
+        raise ManifestError(f"{where}: cut {cut.get('id')!r} is part of its recording; "
+                            f"speechprune reads whole files: save the cuts' audio first")
+    return _lhotse_utterance(supervisions[0], audio, duration, where)
 
 
 def durations_from_headers(audio_paths: list[str]) -> list[float]:
