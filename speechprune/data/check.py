@@ -47,8 +47,8 @@ PROBLEM_KINDS = (
 # loop costs nothing next to decoding.
 _READ_BLOCK_FRAMES = 1 << 16
 
-# Utterances per task of the checking threads: enough that handing out tasks costs nothing,
-# few enough that the threads finish together.
+# Utterances per task of the checking workers: enough that handing out tasks costs nothing,
+# few enough that the workers finish together.
 _CHECK_CHUNK = 64
 
 # Compressed formats whose header frame count is an estimate (from bitrate or a Xing/VBRI
@@ -313,9 +313,9 @@ def _check_chunk(chunk: list[Utterance],
 def _worker_pool(workers: int, settings: tuple[Alphabet, TextConfig, CheckLimits]
                  ) -> tuple[Executor, Callable[[list[Utterance]], list[Problem]]]:
     """Forked processes where the platform forks (Linux): about a quarter of a check is Python
-    (paths, transcripts, reductions), which threads would run one at a time under the GIL
-    (100k lines on 2 cores: 39 s against 43 s). Threads elsewhere: decoding runs in libsndfile
-    with the GIL released, so they still overlap."""
+    (paths, transcripts, reductions), which threads would run one at a time under the GIL.
+    Threads elsewhere: decoding runs in libsndfile with the GIL released, so they still
+    overlap."""
     if "fork" in multiprocessing.get_all_start_methods():
         return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_start_worker, initargs=settings), _check_chunk

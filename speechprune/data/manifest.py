@@ -123,29 +123,39 @@ def read_manifest(path: str | Path, fmt: str = "auto") -> list[Utterance]:
 # --------------------------------------------------------------------------------------------
 
 
+def _json_lines(path: Path):
+    """(where, entry) of each non-blank line of a JSON-lines manifest, gzipped or not."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if line.strip():
+                    where = f"{path}:{number}"
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError as error:
+                        raise ManifestError(f"{where}: not valid JSON ({error.msg})") from None
+                    yield where, entry
+    except (OSError, EOFError) as error:  # unreadable, or a corrupt or truncated .gz
+        raise ManifestError(f"{path}: cannot read it ({error})") from None
+
+
 def read_jsonl(path: str | Path) -> list[Utterance]:
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     utterances = []
     folder = str(path.parent)
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                entry = json.loads(line)
-                audio = entry.pop("audio_filepath")
-                duration = float(entry.pop("duration"))
-                text = str(entry.pop("text"))
-            except json.JSONDecodeError as error:
-                raise ManifestError(f"{where}: not valid JSON ({error.msg})") from None
-            except KeyError as error:
-                raise ManifestError(f"{where}: missing key {error.args[0]!r}") from None
-            except (TypeError, ValueError):
-                raise ManifestError(f"{where}: 'duration' must be a number of seconds") from None
-            utterances.append(Utterance(_audio_path(folder, audio), duration, text, where, entry))
+    for where, entry in _json_lines(path):
+        try:
+            audio = entry.pop("audio_filepath")
+            duration = float(entry.pop("duration"))
+            text = str(entry.pop("text"))
+        except KeyError as error:
+            raise ManifestError(f"{where}: missing key {error.args[0]!r}") from None
+        except (TypeError, ValueError):
+            raise ManifestError(f"{where}: 'duration' must be a number of seconds") from None
+        utterances.append(Utterance(_audio_path(folder, audio), duration, text, where, entry))
     return utterances
 
 
@@ -321,23 +331,6 @@ def _commonvoice_clip_durations(path: Path) -> dict[str, float]:
     return durations
 
 
-def _lhotse_lines(path: Path):
-    """(where, entry) of each line of a Lhotse JSON-lines manifest, gzipped or not."""
-    opener = gzip.open if path.name.lower().endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                if line.strip():
-                    where = f"{path}:{number}"
-                    try:
-                        entry = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise ManifestError(f"{where}: not valid JSON ({error.msg})") from None
-                    yield where, entry
-    except (OSError, EOFError) as error:  # a corrupt or truncated .gz
-        raise ManifestError(f"{path}: cannot read it ({error})") from None
-
-
 @contextmanager
 def _entry_errors(where: str):
     """A key missing from a manifest entry, or a value of the wrong type, as a ManifestError
@@ -387,7 +380,7 @@ def read_lhotse(path: str | Path) -> list[Utterance]:
     if "supervisions" in path.name:
         return _read_lhotse_supervisions(path)
     utterances = []
-    for where, cut in _lhotse_lines(path):
+    for where, cut in _json_lines(path):
         with _entry_errors(where):
             utterances.append(_lhotse_cut(cut, where, str(path.parent)))
     return utterances
@@ -399,11 +392,11 @@ def _read_lhotse_supervisions(path: Path) -> list[Utterance]:
         raise ManifestError(f"{path}: a Lhotse SupervisionSet needs its RecordingSet "
                             f"{recordings_path.name} beside it")
     recordings = {}
-    for where, entry in _lhotse_lines(recordings_path):
+    for where, entry in _json_lines(recordings_path):
         with _entry_errors(where):
             recordings[entry["id"]] = _lhotse_audio(entry, where, str(path.parent))
     utterances = []
-    for where, supervision in _lhotse_lines(path):
+    for where, supervision in _json_lines(path):
         if supervision.get("recording_id") not in recordings:
             raise ManifestError(f"{where}: recording {supervision.get('recording_id')!r} is "
                                 f"not in {recordings_path.name}")
