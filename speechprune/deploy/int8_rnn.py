@@ -61,10 +61,11 @@ class Int8RecurrentLayer(nn.Module):
         self.parallel = parallel
         self.level = level
         suffixes = ["_l0", "_l0_reverse"] if rnn.bidirectional else ["_l0"]
-        # A unidirectional layer's projection splits its frames over both threads.
-        projection_threads = 2 if parallel and not rnn.bidirectional else 1
+        # With two threads a bidirectional layer gives each direction its own thread; a
+        # unidirectional one has a single direction, so its projection splits the frames.
+        self.split_projection_frames = parallel and not rnn.bidirectional
         self.input = [int8.fastest(*weights["weight_ih" + s], level, PROJECTION_TIMING_COLUMNS,
-                                   projection_threads) for s in suffixes]
+                                   2 if self.split_projection_frames else 1) for s in suffixes]
         self.recurrent = [int8.fastest(*weights["weight_hh" + s], level, 1) for s in suffixes]
         params = dict(rnn.named_parameters())
         self.bias_ih, self.bias_hh = ([np.ascontiguousarray(
@@ -77,7 +78,7 @@ class Int8RecurrentLayer(nn.Module):
         """Direction d's W_ih x + b_ih of frames (n, input) -> (n, gates * hidden)."""
         matrix, bias = self.input[d], self.bias_ih[d]
         out = np.empty((frames.shape[0], matrix.shape[0]), dtype=np.float32)
-        if self.parallel and len(self.input) == 1 and frames.shape[0] >= 2:
+        if self.split_projection_frames and frames.shape[0] >= 2:
             half = frames.shape[0] // 2
             list(DIRECTION_POOL.map(lambda part: int8.linear(matrix, frames[part], bias, out[part]),
                                     [slice(0, half), slice(half, None)]))
