@@ -16,7 +16,13 @@ AUDIO_PROBLEMS = (
     "unreadable",  # not audio soundfile can decode, or cut short
     "empty",  # zero samples
     "non_finite",  # a NaN or infinite sample (float WAVs can hold them): it would poison training
+    "beyond_end",  # a span (offset + duration) that ends past the end of its file
 )
+
+# How far (seconds) a span may end past the end of its file and still be read (up to the end):
+# manifests round durations, and Lhotse accepts this much by default
+# (lhotse.audio.set_audio_duration_mismatch_tolerance).
+SPAN_END_TOLERANCE_S = 0.025
 
 
 class AudioError(ValueError):
@@ -53,26 +59,62 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     return soxr.resample(np.ascontiguousarray(samples, dtype=np.float32), from_rate, to_rate)
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000) -> np.ndarray:
-    """Samples of `path` as float32 mono at `sample_rate` Hz, shape (samples,).
+def span_frames(offset_s: float, duration_s: float, rate: int) -> tuple[int, int]:
+    """(start, stop) sample indices at `rate` Hz of the span [offset_s, offset_s + duration_s)
+    seconds, each rounded to the nearest sample as Lhotse rounds them."""
+    start = round(offset_s * rate)
+    return start, start + round(duration_s * rate)
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000, offset_s: float | None = None,
+               duration_s: float | None = None) -> np.ndarray:
+    """Samples of `path` as float32 mono at `sample_rate` Hz, shape (samples,): the whole
+    file, or with `offset_s` the span of `duration_s` seconds from there (only its frames are
+    decoded).
 
     Stereo is downmixed by averaging the channels; other rates are resampled (`resample`).
-    Raises AudioError for a missing, unreadable or empty file and for NaN or infinite samples.
+    Raises AudioError for a missing, unreadable or empty file and for NaN or infinite samples,
+    and for a span that ends more than SPAN_END_TOLERANCE_S past the end of the file.
     """
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found", "missing")
+    what = str(path) if offset_s is None else f"{path} [{offset_s:.3f} s + {duration_s:.3f} s]"
     try:
-        samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        if offset_s is None:
+            samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+        else:
+            samples, file_rate = _read_span(path, offset_s, duration_s)
     except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioError(f"{path}: unreadable or truncated audio ({error})", "unreadable") from None
+        raise AudioError(f"{what}: unreadable or truncated audio ({error})", "unreadable") from None
     if samples.shape[0] == 0:
-        raise AudioError(f"{path}: the audio holds no samples", "empty")
+        raise AudioError(f"{what}: the audio holds no samples", "empty")
     if not np.isfinite(samples).all():
         bad = int(np.count_nonzero(~np.isfinite(samples)))
-        raise AudioError(f"{path}: the audio holds {bad} non-finite samples (NaN or infinite); "
+        raise AudioError(f"{what}: the audio holds {bad} non-finite samples (NaN or infinite); "
                          "re-encode the file from its source", "non_finite")
     samples = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
     if file_rate != sample_rate:
         samples = resample(samples, file_rate, sample_rate)
     return np.ascontiguousarray(samples, dtype=np.float32)
+
+
+def _read_span(path: Path, offset_s: float, duration_s: float) -> tuple[np.ndarray, int]:
+    """(float32 (frames, channels) samples, file rate) of a span of `path`, seeking to it."""
+    with sf.SoundFile(str(path)) as audio:
+        start, stop = span_frames(offset_s, duration_s, audio.samplerate)
+        if start < 0 or duration_s < 0:
+            raise AudioError(f"{path}: a span needs offset >= 0 and duration >= 0, got "
+                             f"{offset_s:g} s and {duration_s:g} s", "beyond_end")
+        if stop > audio.frames + round(SPAN_END_TOLERANCE_S * audio.samplerate):
+            raise AudioError(
+                f"{path}: the span {offset_s:.3f}-{offset_s + duration_s:.3f} s ends past the "
+                f"end of the {audio.frames / audio.samplerate:.3f} s file; fix its offset or "
+                f"duration", "beyond_end")
+        wanted = min(stop, audio.frames) - start
+        audio.seek(min(start, audio.frames))
+        samples = audio.read(max(wanted, 0), dtype="float32", always_2d=True)
+        if len(samples) < wanted:  # libsndfile stopped decoding early
+            raise AudioError(f"{path}: decoding stops {len(samples)} frames into the span "
+                             f"of {wanted} frames", "unreadable")
+        return samples, audio.samplerate

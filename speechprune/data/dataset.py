@@ -1,10 +1,12 @@
 """The speech dataset: manifest utterances -> (augmented) normalized features and encoded
 transcripts, and the collation of examples into zero-padded batches.
 
-A bad utterance (missing, corrupt or empty audio, NaN or infinite samples, a transcript outside
-the alphabet, or one too long for CTC at the model's time stride) never crashes an epoch: with
-bad_input="skip" it becomes a `Skipped` marker that `collate` counts by kind, with
-bad_input="error" it raises `BadUtteranceError` naming the manifest line.
+An utterance is a whole file or a span of one (`Utterance.offset`); only the span is read.
+A bad utterance (missing, corrupt or empty audio, NaN or infinite samples, a span past the end
+of its file, a transcript outside the alphabet, or one too long for CTC at the model's time
+stride) never crashes an epoch: with bad_input="skip" it becomes a `Skipped` marker that
+`collate` counts by kind, with bad_input="error" it raises `BadUtteranceError` naming the
+manifest line.
 """
 
 from __future__ import annotations
@@ -183,7 +185,7 @@ class SpeechDataset(Dataset):
     def _example(self, index: int, utterance: Utterance) -> Example:
         text = normalize_text(utterance.text, self.text_cfg)
         labels = self.alphabet.encode(text, where=utterance.source)
-        waveform = load_audio(utterance.audio_filepath, self.sample_rate)
+        waveform = load_audio(utterance.audio_filepath, self.sample_rate, *utterance.span)
         rng = None
         if self.augmenter is not None:
             rng = augmentation_rng(self.seed, self.epoch, index)
@@ -213,8 +215,8 @@ class SpeechDataset(Dataset):
         for other in others:
             other = int(other) + (1 if other >= index else 0)  # every index but this one
             try:
-                voices.append(load_audio(self.utterances[other].audio_filepath,
-                                         self.sample_rate))
+                voice = self.utterances[other]
+                voices.append(load_audio(voice.audio_filepath, self.sample_rate, *voice.span))
             except AudioError:
                 continue
         return voices

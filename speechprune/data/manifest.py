@@ -56,17 +56,31 @@ _CSV_TEXT_COLUMNS = ("transcript", "text", "sentence")
 _CSV_TEXT_PATH_COLUMNS = ("transcript_path", "text_path", "transcript_file")
 
 
+# Decimals of a span's offset and duration in a written manifest: microseconds, so that each
+# rounds back to the sample it came from at any rate up to 500 kHz.
+_SPAN_DECIMALS = 6
+
+
 class ManifestError(ValueError):
     """A manifest that cannot be read; the message names the file and line."""
 
 
 @dataclass(frozen=True)
 class Utterance:
+    """One utterance: a whole audio file, or with `offset` the span of `duration` seconds
+    from `offset` seconds into it (a segment of a longer recording)."""
+
     audio_filepath: str  # absolute path
     duration: float  # seconds; NaN when the format gives none and the file header is unreadable
     text: str  # transcript as found in the corpus (normalized later)
     source: str = ""  # "file:line" of the manifest entry, for error messages
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    offset: float | None = None  # seconds into the file where a span starts; None: whole file
+
+    @property
+    def span(self) -> tuple[float | None, float | None]:
+        """(offset_s, duration_s) for `load_audio`: (None, None) for a whole file."""
+        return (None, None) if self.offset is None else (self.offset, self.duration)
 
 
 def _audio_path(folder: str, audio: str) -> str:
@@ -155,8 +169,26 @@ def read_jsonl(path: str | Path) -> list[Utterance]:
             raise ManifestError(f"{where}: missing key {error.args[0]!r}") from None
         except (TypeError, ValueError):
             raise ManifestError(f"{where}: 'duration' must be a number of seconds") from None
-        utterances.append(Utterance(_audio_path(folder, audio), duration, text, where, entry))
+        offset = _nemo_offset(entry.pop("offset", None), duration, where)
+        utterances.append(Utterance(_audio_path(folder, audio), duration, text, where, entry,
+                                    offset))
     return utterances
+
+
+def _nemo_offset(value, duration: float, where: str) -> float | None:
+    """The `offset` (seconds) of a NeMo manifest entry, None without one. A span past the end
+    of its file is found when the audio is read (`data check`, or data.bad_input at training),
+    as a missing file is: the reader opens no audio."""
+    if value is None:
+        return None
+    try:
+        offset = float(value)
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: 'offset' must be a number of seconds") from None
+    if not offset >= 0 or not duration >= 0:  # also refuses NaN
+        raise ManifestError(f"{where}: a span needs 'offset' >= 0 and 'duration' >= 0 seconds, "
+                            f"got offset {value!r} and duration {duration!r}")
+    return offset
 
 
 @dataclass(frozen=True)
@@ -509,4 +541,8 @@ def write_jsonl(utterances: Iterable[Utterance], path: str | Path, relative: boo
                     pass
             entry = {"audio_filepath": str(audio), "duration": round(utterance.duration, 4),
                      "text": utterance.text, **utterance.extra}
+            if utterance.offset is not None:
+                # A span's offset and duration pick its samples: microseconds keep them exact.
+                entry["duration"] = round(utterance.duration, _SPAN_DECIMALS)
+                entry["offset"] = round(utterance.offset, _SPAN_DECIMALS)
             out.write(json.dumps(entry, ensure_ascii=False) + "\n")

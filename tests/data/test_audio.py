@@ -95,3 +95,38 @@ def test_the_kind_of_an_audio_error_survives_pickling(tmp_path):
         load_audio(tmp_path / "gone.wav")
     copy = pickle.loads(pickle.dumps(error.value))
     assert (str(copy), copy.kind) == (str(error.value), "missing")
+
+
+def test_a_span_reads_exactly_its_frames_of_the_file(tmp_path):
+    """Seen to fail: the offset taken as samples instead of seconds (round(offset_s): the span
+    began at sample 0)."""
+    original = np.random.default_rng(1).uniform(-0.5, 0.5, 16000).astype(np.float32)
+    sf.write(str(tmp_path / "long.wav"), original, 16000, subtype="FLOAT")
+    span = load_audio(tmp_path / "long.wav", 16000, offset_s=0.25, duration_s=0.5)
+    np.testing.assert_array_equal(span, original[4000:12000])
+
+
+def test_a_stereo_44k1_span_is_downmixed_and_resampled_like_the_whole_file(tmp_path):
+    """Seen to fail: the span's frames computed at the target rate (16 kHz) instead of the
+    file's (the 44.1 kHz span started 0.36 s in, not 1 s)."""
+    rate = 44100
+    ramp = np.linspace(-0.5, 0.5, 2 * rate, dtype=np.float32)
+    sf.write(str(tmp_path / "s.wav"), np.stack([ramp, np.zeros_like(ramp)], axis=1), rate,
+             subtype="FLOAT")
+    span = load_audio(tmp_path / "s.wav", 16000, offset_s=1.0, duration_s=0.5)
+    cut = ramp[rate:rate + rate // 2]
+    sf.write(str(tmp_path / "cut.wav"), np.stack([cut, np.zeros_like(cut)], axis=1), rate,
+             subtype="FLOAT")
+    np.testing.assert_array_equal(span, load_audio(tmp_path / "cut.wav", 16000))
+
+
+def test_a_span_past_the_end_of_its_file_is_an_audio_error(tmp_path):
+    """Seen to fail: the end check removed (no AudioError: the 0.2 s up to the file's end came
+    back as the span)."""
+    sf.write(str(tmp_path / "a.wav"), tone(1.0, 16000), 16000)
+    with pytest.raises(AudioError, match=r"a.wav: the span 0.800-1.300 s ends past the end of "
+                                         r"the 1.000 s file") as raised:
+        load_audio(tmp_path / "a.wav", 16000, offset_s=0.8, duration_s=0.5)
+    assert raised.value.kind == "beyond_end"
+    # Within the tolerance the span is read to the file's end.
+    assert len(load_audio(tmp_path / "a.wav", 16000, offset_s=0.8, duration_s=0.21)) == 3200

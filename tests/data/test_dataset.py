@@ -198,3 +198,23 @@ def test_frame_lengths_come_from_durations_or_the_header_when_missing(corpus):
 def test_unknown_bad_input_policy_names_the_key(corpus):
     with pytest.raises(ValueError, match="data.bad_input"):
         dataset(corpus, bad_input="ignore")
+
+
+def test_a_span_of_a_longer_recording_gives_the_features_of_its_slice(corpus, tmp_path):
+    """Two spoken utterances in one file: the second, as a span, featurizes exactly like the
+    file of its own; a span past the file's end is skipped as beyond_end naming its line.
+    Seen to fail: _example reading utterance.audio_filepath without its span (the features of
+    the whole recording came back)."""
+    first, second = (sf.read(corpus[i].audio_filepath, dtype="float32")[0] for i in (0, 1))
+    sf.write(str(tmp_path / "both.wav"), np.concatenate([first, second]), RATE)
+    offset = len(first) / RATE
+    manifest = tmp_path / "spans.jsonl"
+    write_jsonl([Utterance(str(tmp_path / "both.wav"), corpus[1].duration, corpus[1].text,
+                           offset=offset),
+                 Utterance(str(tmp_path / "both.wav"), 1.0, corpus[1].text,
+                           offset=offset + corpus[1].duration)], manifest)
+    data = dataset(read_jsonl(manifest))
+    span, beyond = data[0], data[1]
+    assert torch.equal(span.features, dataset(corpus)[1].features)
+    assert isinstance(beyond, Skipped) and beyond.kind == "beyond_end"
+    assert beyond.reason.startswith(f"{manifest}:2: ") and "ends past the end" in beyond.reason

@@ -12,6 +12,7 @@ import pytest
 import soundfile as sf
 
 from speechprune.config import DataConfig
+from speechprune.data.audio import load_audio
 from speechprune.data.manifest import (
     ManifestError,
     Utterance,
@@ -307,3 +308,40 @@ def test_write_then_read_jsonl_round_trips_extra_keys(tmp_path):
     [utterance] = read_jsonl(manifest)
     assert (utterance.audio_filepath, utterance.duration, utterance.text, utterance.extra) == (
         str(wav), 0.25, "hi", {"speaker": "s1"})
+
+
+def write_nemo(manifest: Path, entries: list[dict]) -> Path:
+    manifest.write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    return manifest
+
+
+def test_a_nemo_offset_makes_the_utterance_a_span_of_its_file(tmp_path):
+    """NeMo's `offset` key: the entry is `duration` seconds from `offset` seconds into the file.
+    Seen to fail: the reader ignoring the offset key (it stayed in `extra`, the utterance was
+    the whole file)."""
+    wav = write_tone(tmp_path / "long.wav", 2.0)
+    manifest = write_nemo(tmp_path / "m.jsonl", [
+        {"audio_filepath": "long.wav", "duration": 0.5, "text": "A", "offset": 1.25},
+        {"audio_filepath": "long.wav", "duration": 2.0, "text": "B"}])
+    span, whole = read_jsonl(manifest)
+    assert (span.offset, span.duration, span.extra) == (1.25, 0.5, {})
+    assert whole.offset is None
+    samples = sf.read(str(wav), dtype="float32")[0]
+    np.testing.assert_array_equal(load_audio(span.audio_filepath, RATE, *span.span),
+                                  samples[20000:28000])
+    np.testing.assert_array_equal(load_audio(whole.audio_filepath, RATE, *whole.span), samples)
+    write_jsonl([span, whole], tmp_path / "again.jsonl")  # the span survives a rewrite
+    assert [u.offset for u in read_jsonl(tmp_path / "again.jsonl")] == [1.25, None]
+
+
+@pytest.mark.parametrize("offset, message", [
+    (-0.5, r"m.jsonl:2: a span needs 'offset' >= 0 and 'duration' >= 0 seconds, got offset -0.5"),
+    ("soon", r"m.jsonl:2: 'offset' must be a number of seconds")])
+def test_a_bad_nemo_offset_is_an_error_naming_its_line(tmp_path, offset, message):
+    """Seen to fail: the sign check removed (the -0.5 s offset was read as a span)."""
+    write_tone(tmp_path / "a.wav", 1.0)
+    manifest = write_nemo(tmp_path / "m.jsonl", [
+        {"audio_filepath": "a.wav", "duration": 0.5, "text": "A", "offset": 0.0},
+        {"audio_filepath": "a.wav", "duration": 0.5, "text": "B", "offset": offset}])
+    with pytest.raises(ManifestError, match=message):
+        read_jsonl(manifest)
