@@ -2,7 +2,9 @@
 
 The native format is NeMo-style JSON lines, one utterance per line:
 `{"audio_filepath": ..., "duration": seconds, "text": ...}` (extra keys such as "speaker" are
-kept). Users may also bring, behind the one interface `read_manifest`:
+kept); NeMo's optional `"offset": seconds` makes the entry the span of `duration` seconds from
+there (a segment of a longer recording). Users may also bring, behind the one interface
+`read_manifest`:
 
 - CSV: `wav_path,transcript` or `wav_path,transcript_path` rows, with or without a header line;
   with a header the columns are found by name, and an optional `duration` column (seconds)
@@ -11,6 +13,8 @@ kept). Users may also bring, behind the one interface `read_manifest`:
   `.flac` files.
 - A Common Voice `*.tsv` (columns client_id, path, sentence, ...) with the audio in `clips/`
   beside it; `clip_durations.tsv` there, when present, supplies the durations.
+- Lhotse JSON lines (`read_lhotse`): a CutSet, or a SupervisionSet with its RecordingSet; a
+  supervision inside a longer recording is a span of it.
 
 Relative audio paths are relative to the manifest's folder; every Utterance carries an absolute
 audio path and `source` = "file:line" of the entry it came from, so any later error can name it.
@@ -37,7 +41,7 @@ from typing import TYPE_CHECKING, Iterable
 from tqdm import tqdm
 
 from speechprune.atomic_write import atomic_open
-from speechprune.data.audio import AudioError, audio_duration
+from speechprune.data.audio import SPAN_END_TOLERANCE_S, AudioError, audio_duration
 
 if TYPE_CHECKING:
     from speechprune.config import DataConfig
@@ -377,27 +381,67 @@ def _entry_errors(where: str):
         raise ManifestError(f"{where}: unexpected value ({error})") from None
 
 
-def _lhotse_audio(recording: dict, where: str, folder: str) -> tuple[str, float]:
-    """(absolute audio path, duration) of a Lhotse recording with one file source."""
+@dataclass(frozen=True)
+class _LhotseRecording:
+    id: str
+    audio: str  # absolute path of its one audio file
+    duration: float  # seconds
+    channels: int  # channel ids the recording holds
+
+
+def _lhotse_recording(recording: dict, where: str, folder: str) -> _LhotseRecording:
+    """A Lhotse recording with one file source, read as it is stored."""
     sources = recording.get("sources") or []
     if len(sources) != 1 or sources[0].get("type") != "file":
         raise ManifestError(f"{where}: recording {recording.get('id')!r} needs exactly one "
                             f"source of type 'file' (speechprune reads audio files)")
-    return _audio_path(folder, sources[0]["source"]), float(recording["duration"])
+    # Resampling changes nothing here (audio is resampled to data.features.sample_rate anyway);
+    # any other transform (speed, volume, reverberation) would change what is heard.
+    transforms = [t.get("name") for t in recording.get("transforms") or []
+                  if t.get("name") != "Resample"]
+    if transforms:
+        raise ManifestError(f"{where}: recording {recording.get('id')!r} field 'transforms' asks "
+                            f"for {transforms}; speechprune reads the audio as stored: save the "
+                            f"transformed audio first (Lhotse: cuts.save_audios(...))")
+    return _LhotseRecording(str(recording["id"]), _audio_path(folder, sources[0]["source"]),
+                            float(recording["duration"]), len(recording.get("channel_ids") or [0]))
 
 
-def _lhotse_utterance(supervision: dict, audio: str, duration: float, where: str) -> Utterance:
-    """An utterance of a supervision that covers its whole recording; speechprune reads whole
-    files, so a segment inside a longer recording is an error naming the line."""
-    start = float(supervision.get("start", 0.0))
-    length = float(supervision["duration"])
-    if abs(start) > 1e-3 or abs(length - duration) > 0.01:
+def _check_lhotse_channel(entry: dict, kind: str, recording: _LhotseRecording,
+                          where: str) -> None:
+    """Refuse a channel selection other than all of a multi-channel recording's channels:
+    speechprune reads their mean (mono downmix)."""
+    selected = entry.get("channel")
+    if recording.channels < 2 or selected is None:
+        return
+    chosen = set(selected) if isinstance(selected, list) else {selected}
+    if len(chosen) < recording.channels:
         raise ManifestError(
-            f"{where}: supervision {supervision.get('id')!r} covers {start:.2f}-{start + length:.2f}"
-            f" s of a {duration:.2f} s recording; speechprune reads whole files: cut the "
-            f"recordings first (Lhotse: cuts.trim_to_supervisions().save_audios(...))")
+            f"{where}: {kind} {entry.get('id')!r} field 'channel' selects {selected!r} of the "
+            f"{recording.channels}-channel recording {recording.id!r}; speechprune reads the "
+            f"mean of all channels: select them all, or save the channel's audio first")
+
+
+def _lhotse_utterance(supervision: dict, recording: _LhotseRecording, where: str,
+                      cut_start: float = 0.0) -> Utterance:
+    """The utterance of a supervision: its recording's whole file when it covers the
+    recording, else the span it covers (`cut_start` seconds into the recording plus the
+    supervision's own start)."""
+    _check_lhotse_channel(supervision, "supervision", recording, where)
+    start = cut_start + float(supervision.get("start", 0.0))
+    length = float(supervision["duration"])
+    if not (length > 0 and start >= -SPAN_END_TOLERANCE_S
+            and start + length <= recording.duration + SPAN_END_TOLERANCE_S):
+        raise ManifestError(
+            f"{where}: supervision {supervision.get('id')!r} fields 'start' and 'duration' cover "
+            f"{start:.3f}-{start + length:.3f} s, not inside its {recording.duration:.3f} s "
+            f"recording {recording.id!r}; trim or drop it (Lhotse: "
+            f"lhotse.qa.fix_manifests(recordings, supervisions))")
     extra = {key: supervision[key] for key in ("speaker", "language") if key in supervision}
-    return Utterance(audio, duration, str(supervision.get("text") or ""), where, extra)
+    text = str(supervision.get("text") or "")
+    if abs(start) <= 1e-3 and abs(length - recording.duration) <= 0.01:
+        return Utterance(recording.audio, recording.duration, text, where, extra)
+    return Utterance(recording.audio, length, text, where, extra, offset=max(start, 0.0))
 
 
 def read_lhotse(path: str | Path) -> list[Utterance]:
@@ -405,7 +449,8 @@ def read_lhotse(path: str | Path) -> list[Utterance]:
     a CutSet (each line a cut with its recording and supervisions), or a SupervisionSet whose
     RecordingSet lies beside it under the same name with "recordings" for "supervisions"
     (`<corpus>_supervisions_<part>.jsonl.gz`). Relative audio paths are taken from the
-    manifest's folder. Each supervision must cover its whole recording."""
+    manifest's folder. Each supervision is one utterance: the whole file when it covers its
+    recording, else the span of the recording it covers."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
@@ -414,7 +459,7 @@ def read_lhotse(path: str | Path) -> list[Utterance]:
     utterances = []
     for where, cut in _json_lines(path):
         with _entry_errors(where):
-            utterances.append(_lhotse_cut(cut, where, str(path.parent)))
+            utterances.extend(_lhotse_cut(cut, where, str(path.parent)))
     return utterances
 
 
@@ -426,28 +471,34 @@ def _read_lhotse_supervisions(path: Path) -> list[Utterance]:
     recordings = {}
     for where, entry in _json_lines(recordings_path):
         with _entry_errors(where):
-            recordings[entry["id"]] = _lhotse_audio(entry, where, str(path.parent))
+            recordings[entry["id"]] = _lhotse_recording(entry, where, str(path.parent))
     utterances = []
     for where, supervision in _json_lines(path):
         if supervision.get("recording_id") not in recordings:
             raise ManifestError(f"{where}: recording {supervision.get('recording_id')!r} is "
                                 f"not in {recordings_path.name}")
         with _entry_errors(where):
-            audio, duration = recordings[supervision["recording_id"]]
-            utterances.append(_lhotse_utterance(supervision, audio, duration, where))
+            recording = recordings[supervision["recording_id"]]
+            utterances.append(_lhotse_utterance(supervision, recording, where))
     return utterances
 
 
-def _lhotse_cut(cut: dict, where: str, folder: str) -> Utterance:
+def _lhotse_cut(cut: dict, where: str, folder: str) -> list[Utterance]:
+    """One utterance per supervision of a cut (a window of its recording, or all of it)."""
     supervisions = cut.get("supervisions") or []
-    if "recording" not in cut or len(supervisions) != 1:
-        raise ManifestError(f"{where}: a Lhotse cut needs its recording and exactly one "
-                            f"supervision (found {len(supervisions)})")
-    audio, duration = _lhotse_audio(cut["recording"], where, folder)
-    if abs(float(cut.get("start", 0.0))) > 1e-3 or abs(float(cut["duration"]) - duration) > 0.01:
-        raise ManifestError(f"{where}: cut {cut.get('id')!r} is part of its recording; "
-                            f"speechprune reads whole files: save the cuts' audio first")
-    return _lhotse_utterance(supervisions[0], audio, duration, where)
+    if "recording" not in cut or not supervisions:
+        raise ManifestError(f"{where}: a Lhotse cut needs its recording and at least one "
+                            f"supervision (found {len(supervisions)}; a MixedCut has neither: "
+                            f"save its audio first)")
+    recording = _lhotse_recording(cut["recording"], where, folder)
+    _check_lhotse_channel(cut, "cut", recording, where)
+    cut_start = float(cut.get("start", 0.0))
+    if len(supervisions) == 1:
+        return [_lhotse_utterance(supervisions[0], recording, where, cut_start)]
+    # Several utterances share the line: each names its supervision too.
+    return [_lhotse_utterance(supervision, recording,
+                              f"{where} (supervision {supervision.get('id')!r})", cut_start)
+            for supervision in supervisions]
 
 
 def durations_from_headers(audio_paths: list[str]) -> list[float]:
