@@ -4,7 +4,8 @@
 `check_manifest` runs it over a whole manifest for `speechprune data check`.
 
 Audio is decoded once per utterance, in blocks (memory stays flat for long files), to find
-what a header alone cannot show: a file cut short, digital silence.
+what a header alone cannot show: a file cut short, digital silence. An utterance that is a span
+of its file (`Utterance.offset`) is checked on its span alone: only the span is decoded.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from speechprune.config import DataCheckConfig, TextConfig
+from speechprune.data.audio import AudioError, span_within
 from speechprune.data.manifest import Utterance, read_manifest
 from speechprune.data.text import Alphabet, TranscriptError, ctc_min_frames, normalize_text
 
@@ -35,6 +37,7 @@ PROBLEM_KINDS = (
     "missing",  # the audio file does not exist
     "unreadable",  # not an audio file soundfile can open
     "truncated",  # fewer samples decode than the header declares, or decoding fails midway
+    "beyond_end",  # a span (offset + duration) that ends past the end of its file
     "empty",  # zero samples (or a 0-byte file)
     "non_finite",  # NaN or infinite samples (a float file written from a diverged signal)
     "silent",  # peak amplitude below the silence threshold
@@ -92,6 +95,12 @@ class AudioFacts:
     format: str  # soundfile's format name ("WAV", "FLAC", "MP3", ...)
     decode_error: str | None = None  # why decoding stopped early, if it did
     non_finite_samples: int = 0  # NaN or infinite samples, all channels
+    span: tuple[int, int] | None = None  # (start, stop) samples decoded of a span; None: all
+
+    @property
+    def expected_frames(self) -> int:
+        """Samples per channel that should decode: the header's, or the span's."""
+        return self.header_frames if self.span is None else self.span[1] - self.span[0]
 
     @property
     def header_duration_s(self) -> float:
@@ -150,40 +159,66 @@ def _peak_and_non_finite(block: np.ndarray) -> tuple[float, int]:
     return float(np.abs(block, where=finite, out=np.zeros_like(block)).max()), non_finite
 
 
-def inspect_audio(path: str) -> AudioFacts:
-    """Decode `path` once and report its header length, decoded length and peak.
+def inspect_audio(path: str, offset_s: float | None = None,
+                  duration_s: float | None = None) -> AudioFacts:
+    """Decode `path` once (or with `offset_s` only its span of `duration_s` seconds) and report
+    its header length, decoded length and peak.
 
-    Raises sf.LibsndfileError / RuntimeError when the file cannot be opened at all."""
+    Raises sf.LibsndfileError / RuntimeError when the file cannot be opened at all, and
+    AudioError ("beyond_end") for a span past the end of the file."""
     with sf.SoundFile(path) as audio:
         header_frames = audio.frames
+        span = None
+        if offset_s is not None:
+            header_frames = _declared_frames(path, audio)
+            span = span_within(path, offset_s, duration_s, header_frames, audio.samplerate)
         decoded, peak, non_finite, error = 0, 0.0, 0, None
         try:
-            while True:
-                block = audio.read(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
-                if not len(block):
-                    break
+            if span is not None:
+                audio.seek(min(span[0], audio.frames))
+            for block in _blocks(audio, None if span is None else span[1] - span[0]):
                 decoded += len(block)
                 block_peak, block_non_finite = _peak_and_non_finite(block)
                 non_finite += block_non_finite
                 peak = max(peak, block_peak)
-                # At the header's end the next read would ask for no frames (soundfile reads
-                # no further in a seekable file): skip that call.
-                if audio.seekable() and audio.tell() >= header_frames:
-                    break
         except (sf.LibsndfileError, RuntimeError) as decode_error:
             error = str(decode_error)
         facts = AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error,
-                           non_finite)
-    if facts.format in ("WAV", "WAVEX"):
+                           non_finite, span)
+    if span is None and facts.format in ("WAV", "WAVEX"):
         declared = _riff_declared_frames(path)
         if declared is not None and declared > header_frames:
             facts = replace(facts, header_frames=declared)
     return facts
 
 
+def _declared_frames(path: str, audio: sf.SoundFile) -> int:
+    """Samples per channel the header declares: a WAV's `data` chunk when libsndfile shortened
+    a file cut short to what it holds, else libsndfile's count."""
+    declared = _riff_declared_frames(path) if audio.format in ("WAV", "WAVEX") else None
+    return max(audio.frames, declared or 0)
+
+
+def _blocks(audio: sf.SoundFile, frames: int | None):
+    """float32 (frames, channels) blocks from the current position: `frames` samples per
+    channel, or to the end of the file for None."""
+    done = 0
+    while frames is None or done < frames:
+        want = _READ_BLOCK_FRAMES if frames is None else min(_READ_BLOCK_FRAMES, frames - done)
+        block = audio.read(want, dtype="float32", always_2d=True)
+        if not len(block):
+            return
+        done += len(block)
+        yield block
+        # At the header's end the next read would ask for no frames (soundfile reads no
+        # further in a seekable file): skip that call.
+        if frames is None and audio.seekable() and audio.tell() >= audio.frames:
+            return
+
+
 def check_audio(utterance: Utterance, limits: CheckLimits) -> tuple[list[Problem], AudioFacts | None]:
-    """Problems of the utterance's audio file, and what decoding it showed (None when it
-    could not be opened)."""
+    """Problems of the utterance's audio file (or of its span), and what decoding it showed
+    (None when it could not be opened)."""
     where, path = utterance.source, utterance.audio_filepath
     try:
         status = os.stat(path)  # once: isfile() and getsize() would each stat the file again
@@ -194,43 +229,55 @@ def check_audio(utterance: Utterance, limits: CheckLimits) -> tuple[list[Problem
     if status.st_size == 0:
         return [Problem(where, "empty", f"audio file {path} is 0 bytes")], None
     try:
-        facts = inspect_audio(path)
+        facts = inspect_audio(path, *utterance.span)
+    except AudioError as error:  # a span past the end of its file
+        return [Problem(where, error.kind, str(error))], None
     except (sf.LibsndfileError, RuntimeError) as error:
         return [Problem(where, "unreadable", f"cannot open {path} as audio ({error})")], None
 
+    what = path if facts.span is None else (
+        f"{path} [{utterance.offset:.3f} s + {utterance.duration:.3f} s]")
     problems = []
-    shortfall = facts.header_frames - facts.decoded_frames
+    shortfall = facts.expected_frames - facts.decoded_frames
     allowed = (limits.duration_tolerance_s * facts.sample_rate
                if facts.format in _ESTIMATED_LENGTH_FORMATS else 0)
-    if facts.decode_error is not None:
-        problems.append(Problem(where, "truncated",
-                                f"{path}: decoding fails before the end of the "
-                                f"{facts.header_duration_s:.2f} s the header declares "
-                                f"({facts.decode_error})"))
-    elif shortfall > allowed:
-        problems.append(Problem(where, "truncated",
-                                f"{path}: header declares {facts.header_duration_s:.3f} s but "
-                                f"only {facts.decoded_duration_s:.3f} s of audio is there"))
-    if facts.header_frames == 0 and facts.decoded_frames == 0:
-        problems.append(Problem(where, "empty", f"{path} holds no samples"))
+    if facts.decode_error is not None or shortfall > allowed:
+        problems.append(Problem(where, "truncated", _truncation(facts, what)))
+    if facts.expected_frames == 0 and facts.decoded_frames == 0:
+        problems.append(Problem(where, "empty", f"{what} holds no samples"))
     elif facts.non_finite_samples:
         problems.append(Problem(where, "non_finite",
-                                f"{path}: {facts.non_finite_samples} NaN or infinite samples; "
+                                f"{what}: {facts.non_finite_samples} NaN or infinite samples; "
                                 f"re-encode the file from its source"))
     elif facts.decode_error is None and facts.peak < limits.silence_peak:
         problems.append(Problem(where, "silent",
-                                f"{path}: peak amplitude {facts.peak:.2g} is below "
+                                f"{what}: peak amplitude {facts.peak:.2g} is below "
                                 f"silence_peak={limits.silence_peak:g}"))
+    # A span's duration is what is read, not a claim about the file to compare with it.
     # A manifest that agrees with the decoded length of a truncated file (durations read from
     # its header by libsndfile) is not wrong: the truncation is reported already.
     off_by = min(abs(utterance.duration - facts.header_duration_s),
                  abs(utterance.duration - facts.decoded_duration_s))
-    if not math.isnan(utterance.duration) and off_by > limits.duration_tolerance_s:
+    if (facts.span is None and not math.isnan(utterance.duration)
+            and off_by > limits.duration_tolerance_s):
         problems.append(Problem(where, "duration_mismatch",
                                 f"manifest says {utterance.duration:.3f} s but {path} is "
                                 f"{facts.header_duration_s:.3f} s (tolerance "
                                 f"{limits.duration_tolerance_s:g} s)"))
     return problems, facts
+
+
+def _truncation(facts: AudioFacts, what: str) -> str:
+    """The message of a truncated file, or span, `what`."""
+    if facts.span is not None:
+        failure = f" ({facts.decode_error})" if facts.decode_error is not None else ""
+        return (f"{what}: only {facts.decoded_duration_s:.3f} s of the span's "
+                f"{facts.expected_frames / facts.sample_rate:.3f} s decode{failure}")
+    if facts.decode_error is not None:
+        return (f"{what}: decoding fails before the end of the {facts.header_duration_s:.2f} s "
+                f"the header declares ({facts.decode_error})")
+    return (f"{what}: header declares {facts.header_duration_s:.3f} s but only "
+            f"{facts.decoded_duration_s:.3f} s of audio is there")
 
 
 def transcript_labels(utterance: Utterance, alphabet: Alphabet, text_cfg: TextConfig) -> list[int]:

@@ -24,6 +24,7 @@ from speechprune.data.manifest import Utterance
 from speechprune.data.text import Alphabet
 
 RATE = 16000
+ALPHABET = Alphabet.from_config(TextConfig())
 LIMITS = CheckLimits(hop_ms=10.0, time_stride=2, duration_tolerance_s=0.1, silence_peak=1e-4)
 
 
@@ -273,3 +274,50 @@ def test_command_reports_an_unreadable_manifest_and_exits_1(tmp_path):
     result = run_check(f"manifest={tmp_path / 'm.jsonl'}")
     assert result.returncode == 1
     assert f"{tmp_path / 'm.jsonl'}:1: missing key 'duration'" in result.stdout
+
+
+# ----- spans of a longer recording ------------------------------------------------------------
+
+
+@pytest.fixture
+def recording(tmp_path) -> Path:
+    """3 s of float WAV: a tone (0-1 s), digital silence (1-2 s), a tone with NaN (2-3 s)."""
+    t = np.arange(RATE) / RATE
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    poisoned = tone.copy()
+    poisoned[::1000] = np.nan
+    samples = np.concatenate([tone, np.zeros(RATE, np.float32), poisoned])
+    sf.write(str(tmp_path / "long.wav"), samples, RATE, subtype="FLOAT")
+    return tmp_path / "long.wav"
+
+
+def span(path: Path, offset: float, duration: float, text: str = "a tone") -> Utterance:
+    return Utterance(str(path), duration, text, source="m.jsonl:7", offset=offset)
+
+
+def test_each_span_is_checked_on_its_own_samples(recording):
+    """Seen to fail: check_audio inspecting the whole file for a span (the clean first second
+    was reported non_finite and duration_mismatch, the NaN being in the last second)."""
+    assert problems_of(span(recording, 0.0, 1.0)) == []
+    assert problems_of(span(recording, 1.0, 1.0)) == [("m.jsonl:7", "silent")]
+    assert problems_of(span(recording, 2.0, 0.5)) == [("m.jsonl:7", "non_finite")]
+    # 50 labels need 50 output frames: the 3 s file has 150, the 0.5 s span 25.
+    assert problems_of(span(recording, 0.0, 0.5, "abcdefghij" * 5)) == [
+        ("m.jsonl:7", "too_long_transcript")]
+
+
+def test_a_span_past_the_end_of_its_file_is_beyond_end(recording):
+    """Seen to fail: span_within's end check removed (the span read to the end of the file
+    and passed)."""
+    found = check_utterance(span(recording, 2.5, 1.0), ALPHABET, TextConfig(), LIMITS)
+    assert [(p.where, p.kind) for p in found] == [("m.jsonl:7", "beyond_end")]
+    assert "the span 2.500-3.500 s ends past the end of the 3.000 s file" in found[0].message
+    assert problems_of(span(recording, 2.5, 0.51)) == [("m.jsonl:7", "non_finite")]  # tolerance
+
+
+def test_a_span_in_the_lost_half_of_a_cut_wav_is_truncated_not_beyond_end(tmp_path):
+    """The WAV header declares 2 s, only 1 s is left; the span 0.8-1.3 s. Seen to fail: the span measured against
+    libsndfile's shortened length instead of the declared one (beyond_end)."""
+    audio = cut_in_half(write_tone(tmp_path / "a.wav", 2.0))
+    assert problems_of(span(audio, 0.8, 0.5)) == [("m.jsonl:7", "truncated")]
+    assert problems_of(span(audio, 0.2, 0.5)) == []

@@ -205,3 +205,18 @@ def test_a_truncated_gzip_is_named(corpus):
     manifest.write_bytes(manifest.read_bytes()[:-12])
     with pytest.raises(ManifestError, match="cuts.jsonl.gz: cannot read it"):
         read_manifest(manifest)
+
+
+def test_data_check_reports_a_supervision_past_the_end_of_its_file_on_its_line(corpus):
+    """The RecordingSet says 2 s, the file holds 1 s: the second supervision (1.2-1.6 s) is
+    reported beyond_end on its line, the first, a clean span, passes. Seen to fail:
+    check_audio inspecting the whole file for a span (no beyond_end; duration_mismatch on
+    both lines)."""
+    write_lines(corpus / "c_recordings.jsonl.gz", [recording("a", "audio/a.flac", 2.0)])
+    manifest = write_lines(corpus / "c_supervisions.jsonl.gz",
+                           [supervision("s1", "a", 0.5, "HELLO", start=0.2),
+                            supervision("s2", "a", 0.4, "GONE", start=1.2)])
+    report = check_manifest(manifest, DataCheckConfig(manifest=str(manifest)))
+    assert [(p.where, p.kind) for p in report.problems] == [(f"{manifest}:2", "beyond_end")]
+    assert "a.flac: the span 1.200-1.600 s ends past the end of the 1.000 s file" in str(
+        report.problems[0])
