@@ -102,7 +102,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, offset_s: float | Non
 def span_within(path: str | Path, offset_s: float, duration_s: float, frames: int,
                 rate: int) -> tuple[int, int]:
     """(start, stop) samples of a span of the file `path` of `frames` samples at `rate` Hz,
-    stop clipped to the file's end. Raises AudioError ("beyond_end") for a negative offset or
+    both clipped to the file's end. Raises AudioError ("beyond_end") for a negative offset or
     duration, or a span ending more than SPAN_END_TOLERANCE_S past the end."""
     start, stop = span_frames(offset_s, duration_s, rate)
     if start < 0 or duration_s < 0:
@@ -112,15 +112,15 @@ def span_within(path: str | Path, offset_s: float, duration_s: float, frames: in
         raise AudioError(
             f"{path}: the span {offset_s:.3f}-{offset_s + duration_s:.3f} s ends past the end "
             f"of the {frames / rate:.3f} s file; fix its offset or duration", "beyond_end")
-    return start, min(stop, frames)
+    return min(start, frames), min(stop, frames)
 
 
 def _read_span(path: Path, offset_s: float, duration_s: float) -> tuple[np.ndarray, int]:
     """(float32 (frames, channels) samples, file rate) of a span of `path`, seeking to it."""
     with sf.SoundFile(str(path)) as audio:
         start, stop = span_within(path, offset_s, duration_s, audio.frames, audio.samplerate)
-        audio.seek(min(start, audio.frames))
-        wanted = max(stop - start, 0)
+        audio.seek(start)
+        wanted = stop - start
         samples = audio.read(wanted, dtype="float32", always_2d=True)
         if len(samples) < wanted:  # libsndfile stopped decoding early
             raise AudioError(f"{path}: decoding stops {len(samples)} frames into the span "

@@ -175,7 +175,7 @@ def inspect_audio(path: str, offset_s: float | None = None,
         decoded, peak, non_finite, error = 0, 0.0, 0, None
         try:
             if span is not None:
-                audio.seek(min(span[0], audio.frames))
+                audio.seek(min(span[0], audio.frames))  # a cut WAV holds fewer than declared
             for block in _blocks(audio, None if span is None else span[1] - span[0]):
                 decoded += len(block)
                 block_peak, block_non_finite = _peak_and_non_finite(block)
