@@ -321,3 +321,18 @@ def test_a_span_in_the_lost_half_of_a_cut_wav_is_truncated_not_beyond_end(tmp_pa
     audio = cut_in_half(write_tone(tmp_path / "a.wav", 2.0))
     assert problems_of(span(audio, 0.8, 0.5)) == [("m.jsonl:7", "truncated")]
     assert problems_of(span(audio, 0.2, 0.5)) == []
+
+
+def test_command_reports_a_nemo_span_past_the_end_of_its_file_on_its_line(recording):
+    """NeMo `offset` entries of one 3 s file: the span 2.9-3.4 s is reported on line 2.
+    Seen to fail: read_jsonl ignoring the offset key (both lines were checked as the whole
+    file: non_finite and duration_mismatch on each, no beyond_end)."""
+    manifest = recording.parent / "spans.jsonl"
+    manifest.write_text("".join(json.dumps(entry) + "\n" for entry in [
+        {"audio_filepath": recording.name, "duration": 0.8, "text": "a tone", "offset": 0.1},
+        {"audio_filepath": recording.name, "duration": 0.5, "text": "a tone", "offset": 2.9}]))
+    result = run_check(f"manifest={manifest}")
+    assert result.returncode == 1, result.stderr
+    assert f"{manifest}:2: beyond_end: {recording}: the span 2.900-3.400 s ends past" in (
+        result.stdout)
+    assert result.stdout.splitlines()[-1] == "2 utterances, 1 problems (beyond_end: 1)"
