@@ -88,6 +88,28 @@ class AugmentConfig:
     rt60_min_s: float = 0.2
     rt60_max_s: float = 0.7
 
+    # A telephone channel (after room and noise): the narrow band, then G.711 companding.
+    telephone: bool = False
+    telephone_prob: float = 0.3
+    # Band edges in Hz, each drawn per utterance between its min and max (handsets and
+    # exchanges differ); the channel runs at 8 kHz, so nothing above 4 kHz survives anyway.
+    telephone_low_hz_min: float = 250.0
+    telephone_low_hz_max: float = 350.0
+    telephone_high_hz_min: float = 3300.0
+    telephone_high_hz_max: float = 3500.0
+    # 8-bit G.711 companding laws, one drawn per utterance: "mulaw" (North America, Japan),
+    # "alaw" (Europe and most of the rest).
+    telephone_codecs: list[str] = field(default_factory=lambda: ["mulaw", "alaw"])
+
+    # Vocal tract length perturbation (Jaitly & Hinton 2013): the frequency axis of the power
+    # spectrum is warped by a factor drawn per utterance in [vtlp_min, vtlp_max].
+    vtlp: bool = False
+    vtlp_min: float = 0.9
+    vtlp_max: float = 1.1
+    # Below this frequency (Hz) the warp is f -> alpha * f; above it a second linear segment
+    # brings the Nyquist frequency back onto itself (the paper's 4800 Hz at 16 kHz).
+    vtlp_boundary_hz: float = 4800.0
+
 
 @dataclass
 class BatchConfig:

@@ -1,6 +1,6 @@
 """On-the-fly augmentation of training utterances: speed perturbation, simulated room
-reverberation, additive coloured or babble noise (on the waveform) and SpecAugment (on the
-features).
+reverberation, additive coloured or babble noise, a telephone channel (on the waveform), vocal
+tract length perturbation (on the power spectrum) and SpecAugment (on the features).
 
 Every random choice comes from an explicit generator, `augmentation_rng(seed, epoch, index)`,
 never from global random state: a resumed run, a DataLoader worker or another rank of a
@@ -18,7 +18,8 @@ from typing import Callable, Optional
 import numpy as np
 import scipy.fft
 import torch
-from scipy.signal import fftconvolve
+import torchaudio.functional
+from scipy.signal import butter, fftconvolve, sosfilt
 
 from speechprune.config import AugmentConfig
 from speechprune.data.audio import resample
@@ -27,6 +28,14 @@ from speechprune.data.audio import resample
 NOISE_COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 # An RT60 is the time for the reverberant energy to fall by 60 dB.
 RT60_DECAY_DB = 60.0
+# The telephone network's sample rate (G.711).
+TELEPHONE_RATE = 8000
+# G.711 quantizes every sample to 8 bits.
+CODEC_LEVELS = 256
+# The A-law compression parameter of G.711.
+A_LAW_A = 87.6
+# Order of the Butterworth band-pass that sets the telephone band edges (24 dB/octave skirts).
+TELEPHONE_FILTER_ORDER = 4
 
 # Asks the dataset for `count` waveforms of other utterances (for babble); may return fewer.
 BabbleSource = Callable[[int, np.random.Generator], list[np.ndarray]]
@@ -42,11 +51,13 @@ def augmentation_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 def validate_augment_config(cfg: AugmentConfig) -> None:
     """Raise a ValueError naming the first inconsistent data.augment setting."""
-    for name in ("noise_prob", "babble_prob", "reverb_prob"):
+    for name in ("noise_prob", "babble_prob", "reverb_prob", "telephone_prob"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"data.augment.{name} must be in [0, 1], got {getattr(cfg, name)}")
     for low, high in (("speed_min", "speed_max"), ("snr_min_db", "snr_max_db"),
-                      ("rt60_min_s", "rt60_max_s")):
+                      ("rt60_min_s", "rt60_max_s"),
+                      ("telephone_low_hz_min", "telephone_low_hz_max"),
+                      ("telephone_high_hz_min", "telephone_high_hz_max")):
         if getattr(cfg, low) > getattr(cfg, high):
             raise ValueError(f"data.augment.{low} must not exceed data.augment.{high}")
     if cfg.speed_min <= 0 or cfg.speed_step <= 0:
@@ -57,6 +68,18 @@ def validate_augment_config(cfg: AugmentConfig) -> None:
     if unknown or not cfg.noise_colours:
         raise ValueError(f"data.augment.noise_colours must be a non-empty list of "
                          f"{sorted(NOISE_COLOUR_EXPONENTS)}, got {list(cfg.noise_colours)}")
+    if cfg.telephone_low_hz_min <= 0:
+        raise ValueError("data.augment.telephone_low_hz_min must be positive")
+    if cfg.telephone_high_hz_max >= TELEPHONE_RATE / 2:
+        raise ValueError(f"data.augment.telephone_high_hz_max must be below the "
+                         f"{TELEPHONE_RATE // 2} Hz Nyquist frequency of the telephone rate")
+    if cfg.telephone_low_hz_max >= cfg.telephone_high_hz_min:
+        raise ValueError("data.augment.telephone_low_hz_max must be below "
+                         "data.augment.telephone_high_hz_min")
+    unknown = [c for c in cfg.telephone_codecs if c not in TELEPHONE_CODECS]
+    if unknown or not cfg.telephone_codecs:
+        raise ValueError(f"data.augment.telephone_codecs must be a non-empty list of "
+                         f"{sorted(TELEPHONE_CODECS)}, got {list(cfg.telephone_codecs)}")
     if cfg.time_mask_max_fraction < 0 or cfg.freq_mask_width < 0:
         raise ValueError("data.augment.freq_mask_width and time_mask_max_fraction must be >= 0")
 
@@ -147,6 +170,73 @@ def reverberate(waveform: np.ndarray, impulse_response: np.ndarray) -> np.ndarra
     return wet.astype(np.float32)
 
 
+def mu_law_quantize(waveform: np.ndarray) -> np.ndarray:
+    """8-bit mu-law (mu = 255) codes 0..255 of a waveform in [-1, 1]."""
+    codes = torchaudio.functional.mu_law_encoding(torch.from_numpy(waveform), CODEC_LEVELS)
+    return codes.numpy()
+
+
+def mu_law_expand(codes: np.ndarray) -> np.ndarray:
+    """The waveform in [-1, 1] that 8-bit mu-law codes stand for (float32)."""
+    decoded = torchaudio.functional.mu_law_decoding(torch.from_numpy(codes), CODEC_LEVELS)
+    return decoded.numpy().astype(np.float32)
+
+
+def a_law_quantize(waveform: np.ndarray) -> np.ndarray:
+    """8-bit A-law (A = 87.6) codes 0..255 of a waveform in [-1, 1]: the continuous A-law curve
+    (no library ships it; torchaudio has mu-law only), quantized to 256 uniform steps."""
+    magnitude = np.abs(waveform.astype(np.float64))
+    log_a = 1.0 + np.log(A_LAW_A)
+    small = magnitude < 1.0 / A_LAW_A
+    compressed = np.where(small, A_LAW_A * magnitude,
+                          1.0 + np.log(np.maximum(magnitude, 1.0 / A_LAW_A) * A_LAW_A)) / log_a
+    signed = np.sign(waveform) * compressed
+    return np.clip(np.round((signed + 1.0) / 2.0 * (CODEC_LEVELS - 1)), 0, CODEC_LEVELS - 1
+                   ).astype(np.int64)
+
+
+def a_law_expand(codes: np.ndarray) -> np.ndarray:
+    """The waveform in [-1, 1] that 8-bit A-law codes stand for (float32)."""
+    signed = codes.astype(np.float64) / (CODEC_LEVELS - 1) * 2.0 - 1.0
+    compressed = np.abs(signed) * (1.0 + np.log(A_LAW_A))
+    magnitude = np.where(compressed < 1.0, compressed / A_LAW_A,
+                         np.exp(compressed - 1.0) / A_LAW_A)
+    return (np.sign(signed) * magnitude).astype(np.float32)
+
+
+# Codec name -> (quantize to codes 0..255, expand codes back to [-1, 1]).
+TELEPHONE_CODECS = {"mulaw": (mu_law_quantize, mu_law_expand),
+                    "alaw": (a_law_quantize, a_law_expand)}
+
+
+def telephone_band(waveform: np.ndarray, sample_rate: int, low_hz: float,
+                   high_hz: float) -> np.ndarray:
+    """`waveform` (samples,) at `sample_rate` Hz moved to the 8 kHz telephone rate and
+    band-passed to [low_hz, high_hz]; the (about samples * 8000 / sample_rate,) result is at
+    8 kHz. The resampler's anti-aliasing filter removes everything above 4 kHz."""
+    narrow = resample(waveform, sample_rate, TELEPHONE_RATE)
+    sos = butter(TELEPHONE_FILTER_ORDER, [low_hz, high_hz], btype="bandpass",
+                 fs=TELEPHONE_RATE, output="sos")
+    return sosfilt(sos, narrow).astype(np.float32)
+
+
+def telephone_channel(waveform: np.ndarray, sample_rate: int, low_hz: float, high_hz: float,
+                      codec: str) -> np.ndarray:
+    """`waveform` (samples,) as heard through a telephone line: the narrow band of
+    `telephone_band`, 8-bit G.711 companding (`codec` in TELEPHONE_CODECS), and back at
+    `sample_rate` Hz with the input's length. Samples beyond [-1, 1] clip, as in a codec."""
+    if waveform.size == 0:
+        return waveform.copy()
+    quantize, expand = TELEPHONE_CODECS[codec]
+    narrow = np.clip(telephone_band(waveform, sample_rate, low_hz, high_hz), -1.0, 1.0)
+    decoded = expand(quantize(narrow))
+    wide = resample(decoded, TELEPHONE_RATE, sample_rate)
+    # The two resamplings may round the length; pad or cut to the input's.
+    if wide.size < waveform.size:
+        wide = np.pad(wide, (0, waveform.size - wide.size))
+    return wide[:waveform.size].astype(np.float32)
+
+
 # ---------------------------------------------------------------------------------------------
 # Feature augmentation
 # ---------------------------------------------------------------------------------------------
@@ -187,11 +277,13 @@ class AugmentationLog:
     rt60_s: float = 0.0  # 0: no reverberation
     noise: str = ""  # "", a colour, or "babble"
     snr_db: float = float("inf")
+    telephone: str = ""  # "", or the codec of the telephone channel
 
 
 class Augmenter:
     """Applies the switched-on augmentations of an AugmentConfig in a fixed order:
-    speed -> reverberation -> noise on the waveform, then SpecAugment on the features."""
+    speed -> reverberation -> noise -> telephone on the waveform, then SpecAugment on the
+    features."""
 
     def __init__(self, cfg: AugmentConfig, sample_rate: int) -> None:
         validate_augment_config(cfg)
@@ -226,6 +318,15 @@ class Augmenter:
                 log.noise = colours[int(rng.integers(0, len(colours)))]
                 noise = coloured_noise(waveform.size, log.noise, rng)
             waveform = add_noise(waveform, noise, log.snr_db)
+        # After room and noise: a phone's microphone picks up the reverberant, noisy room, and
+        # the line then band-limits and the codec quantizes all of it together.
+        if cfg.telephone and rng.random() < cfg.telephone_prob:
+            low_hz = float(rng.uniform(cfg.telephone_low_hz_min, cfg.telephone_low_hz_max))
+            high_hz = float(rng.uniform(cfg.telephone_high_hz_min, cfg.telephone_high_hz_max))
+            codecs = list(cfg.telephone_codecs)
+            log.telephone = codecs[int(rng.integers(0, len(codecs)))]
+            waveform = telephone_channel(waveform, self.sample_rate, low_hz, high_hz,
+                                         log.telephone)
         return waveform, log
 
     def features(self, features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
