@@ -93,8 +93,10 @@ def _write_results(output_dir: Path, result, utterances, summary: dict) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
     with (output_dir / "predictions.jsonl").open("w") as out:
         for utterance in result.utterances:
-            entry = {"audio_filepath": utterances[utterance.index].audio_filepath,
-                     **utterance.as_dict()}
+            source = utterances[utterance.index]
+            entry = {"audio_filepath": source.audio_filepath, **utterance.as_dict()}
+            if source.offset is not None:  # a span of its file: say which one
+                entry.update(offset=source.offset, duration=source.duration)
             out.write(json.dumps(entry) + "\n")
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 

@@ -30,7 +30,7 @@ Decoder = Callable[[torch.Tensor, torch.Tensor], list[str]]
 BLANK_TOKEN = "<blank>"
 UNKNOWN_WORD = "<unk>"
 DECODERS = ("greedy", "beam")
-FLASHLIGHT_HINT = "pip install flashlight-text==0.0.7 (and kenlm-ex for the `kenlm` module)"
+FLASHLIGHT_HINT = "pip install flashlight-text==0.0.7"
 
 
 @dataclass(frozen=True)

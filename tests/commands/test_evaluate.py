@@ -157,3 +157,23 @@ def test_evaluate_exits_nonzero_when_cer_is_above_max_cer_and_zero_at_it(trained
                  f"output_dir={tmp_path}")
     assert at.returncode == 0, at.stderr[-2000:]
     assert "FAILED" not in at.stderr
+
+
+@pytest.mark.slow
+def test_evaluate_names_the_span_of_a_segment_in_its_predictions(trained_run, micro_corpus,
+                                                                  tmp_path):
+    """An utterance that is a span of its file (NeMo `offset`) is written with its offset and
+    duration, so two segments of one recording can be told apart; a whole file has no offset.
+    Seen to fail: predictions written without the span (the entry as before)."""
+    whole, segment = read_jsonl(micro_corpus / "test.jsonl")[:2]
+    segment = replace(segment, offset=0.25, duration=round(segment.duration - 0.25, 6))
+    manifest = tmp_path / "spans.jsonl"
+    write_jsonl([whole, segment], manifest, relative=False)
+    result = run_cli("evaluate", str(trained_run), str(manifest), "max_wer=1000",
+                     f"output_dir={tmp_path / 'out'}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    predictions = [json.loads(line) for line in
+                   (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert "offset" not in predictions[0]
+    assert (predictions[1]["offset"], predictions[1]["duration"]) == (0.25, segment.duration)
+    assert predictions[1]["audio_filepath"] == segment.audio_filepath
