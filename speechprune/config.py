@@ -310,25 +310,19 @@ class TrainerConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# Pruning (the methods are filled in by the pruning issue; `none` trains dense)
+# Pruning: what every method shares. Each method's own settings (schedule, sparsity, block shape,
+# penalty) are a subclass of these in its module, speechprune/pruning/methods/<method>.py.
 # --------------------------------------------------------------------------------------------
 
 
 @dataclass
 class PruningGroupConfig:
-    """One layer group: the weight matrices it selects and their pruning schedule.
+    """One layer group: the weight matrices it selects and when its pruning starts and ends.
 
-    Iterations (`start_itr`, `ramp_itr`, `end_itr`) count optimizer steps over the whole run
-    (0-based) and are written with a unit so one preset fits any corpus size:
+    Iterations (`start_itr`, `end_itr` and a method's others) count optimizer steps over the
+    whole run (0-based) and are written with a unit so one preset fits any corpus size:
     `2000` (steps), `"1 epoch"` / `"1.5 epochs"` (epochs of `steps_per_epoch` steps) or `"25%"`
-    (of the run's total steps). Which keys a method reads:
-
-    - narang, block: the threshold rises from `start_itr`, faster from `ramp_itr`, and the masks
-      freeze at `end_itr`; the threshold is updated every `freq` steps.
-    - gradual: sparsity rises on the cubic curve from `initial_sparsity` at `start_itr` to
-      `target_sparsity` at `end_itr`, updated every `freq` steps.
-    - oneshot: every matrix is cut to `target_sparsity` once, at `end_itr`.
-    - l1: the L1 penalty acts from `start_itr` to `end_itr`; then the cut to `target_sparsity`.
+    (of the run's total steps).
     """
 
     # Parameter-name glob patterns (fnmatch over `model.named_parameters()` names).
@@ -336,37 +330,23 @@ class PruningGroupConfig:
     # Select only parameters with >= 2 dimensions (weight matrices, conv kernels), so a pattern
     # like "fc.*weight" skips the 1-D batch-norm weights next to the linear layer.
     matrices_only: bool = True
-    # Paper defaults: start of the 2nd epoch, ramp at 25% and end at 50% of training.
+    # Paper defaults: start of the 2nd epoch, end at 50% of training.
     start_itr: str = "1 epoch"
-    ramp_itr: str = "25%"
     end_itr: str = "50%"
-    freq: int = 100  # steps between threshold / sparsity updates (shrink it on tiny corpora)
-    # Slopes (theta, phi) of the threshold in |w| per `freq` steps. null: derived per weight
-    # matrix with Eq. 1 from the `percentile` of |w| (of the baseline run's weights, or of the
-    # model's own weights at `start_itr` when no baseline is given).
-    start_slope: Optional[float] = None
-    ramp_slope: Optional[float] = None  # null: ramp_multiplier * start_slope
-    ramp_multiplier: float = 1.5
-    percentile: float = 90.0
-    # gradual, oneshot, l1: fraction of each matrix's entries pruned (0 <= s < 1).
-    initial_sparsity: float = 0.0
-    target_sparsity: float = 0.9
 
 
 @dataclass
 class PruningConfig:
-    """Which pruning method runs during training, on which layer groups."""
+    """Which pruning method runs during training. `pruning=<method>` selects the method's
+    subclass, which adds its layer groups (`groups: dict[str, <its PruningGroupConfig
+    subclass>]`) and holds only the keys the method reads; this class itself is `pruning=none`,
+    dense training. (The groups are not declared here: OmegaConf keeps a dict's declared value
+    type when a subclass is merged in, so each method's groups would stay untyped.)"""
 
-    method: str = "none"  # "none", "narang", "gradual", "block", "l1", "oneshot"
+    method: str = "none"
     # A dense baseline run directory (holds checkpoints/best.pt): source of q for Eq. 1 and the
     # reference for relative WER. null: q comes from the model's own weights at start_itr.
     baseline: Optional[str] = None
-    groups: dict[str, PruningGroupConfig] = field(default_factory=dict)
-    # block: (rows, columns) of one block; edge blocks of a matrix that is not a multiple of it
-    # are smaller (padded).
-    block_shape: list[int] = field(default_factory=lambda: [4, 4])
-    # l1: strength of the penalty sum(|w|) over the pruned groups' weights, added to the loss.
-    l1_strength: float = 1e-5
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from training_helpers import REPO
 
 from speechprune.config import register_configs
+from speechprune.pruning import register_method_configs
 
 CONF = REPO / "conf"
 # Hydra's own settings (logging, launcher): no schema node behind them.
@@ -134,6 +135,7 @@ def without_leaves(node: DictConfig, top: bool = True) -> dict:
 
 def compose_in(conf_dir: Path, command: str, overrides: list[str]):
     register_configs()
+    register_method_configs()
     with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
         return compose(config_name=command, overrides=overrides)
 
@@ -194,7 +196,7 @@ def test_no_yaml_leaf_restates_what_the_composition_gives_without_it(file, tmp_p
 
 
 @pytest.mark.parametrize("file, text, key", [
-    ("pruning/narang.yaml", "method: narang\ngroups:\n  recurrent:\n    patterns: ['*weight_hh*']\n"
+    ("pruning/narang.yaml", "defaults:\n  - narang_schema\n  - _self_\ngroups:\n  recurrent:\n    patterns: ['*weight_hh*']\n"
      "    freq: 100\n", "groups.recurrent.freq = 100"),
     ("model/bigru.yaml", "name: bigru\n", "name = 'bigru'"),
     ("experiment/quickstart_long.yaml", "# @package _global_\ndefaults:\n  - quickstart\n"

@@ -20,8 +20,10 @@ def compose_config(config_name: str, overrides: list[str]):
     from hydra import compose, initialize_config_dir
 
     from speechprune.config import register_configs
+    from speechprune.pruning import register_method_configs
 
     register_configs()
+    register_method_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose(config_name=config_name, overrides=overrides)
 

@@ -8,8 +8,10 @@ from omegaconf import DictConfig
 
 from speechprune.commands import CONF_DIR, one_line_errors
 from speechprune.config import register_configs
+from speechprune.pruning import register_method_configs
 
 register_configs()
+register_method_configs()  # pruning=<method> names its schema, pruning/<method>_schema
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="predict")

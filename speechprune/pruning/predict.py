@@ -23,14 +23,6 @@ from speechprune.pruning.build import build_pruner
 from speechprune.pruning.report import sparsity_report
 
 
-# The replay holds the weights still; under block pruning the surviving blocks grow to make up
-# for the pruned ones, and block maxima sit in a narrow band, so runs end below the prediction
-# (README, "Pruning during training": 1.8 to 9.5 points in the recurrent group).
-BLOCK_CAVEAT = ("block pruning has ended below this prediction in every measured run (surviving "
-                "blocks grow while the threshold rises): read it as an upper bound, and raise "
-                "the groups' percentile to reach a target")
-
-
 @dataclass
 class Prediction:
     source: str  # whose weights the schedule was replayed on
@@ -85,7 +77,7 @@ def predict_pruning(model: nn.Module, cfg: Any, total_steps: int, steps_per_epoc
     report = sparsity_report(shadow, pruner)
     return Prediction(
         source=source,
-        caveat=BLOCK_CAVEAT if cfg.method == "block" else "",
+        caveat=pruner.prediction_caveat,
         group_sparsity={g.name: scalars[f"sparsity/{g.name}"] for g in pruner.groups},
         group_params={g.name: sum(m.param.numel() for m in g.matrices) for g in pruner.groups},
         total_params=report.total, nonzero_params=report.nonzero)

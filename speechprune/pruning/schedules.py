@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 # "2000", "2000 steps", "1 epoch", "1.5 epochs", "25%".
 _ITR_SYNTAX = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(steps?|epochs?|%)?\s*$")
@@ -42,12 +43,13 @@ def resolve_itr(value: object, key: str, total_steps: int, steps_per_epoch: int)
 
 @dataclass(frozen=True)
 class GroupSchedule:
-    """A group's schedule resolved to optimizer steps (0-based, over the whole run)."""
+    """A group's schedule resolved to optimizer steps (0-based, over the whole run); None for
+    an iteration the method has no key for (gradual's ramp_itr, oneshot's freq)."""
 
     start_itr: int
-    ramp_itr: int
+    ramp_itr: Optional[int]
     end_itr: int
-    freq: int  # steps between updates
+    freq: Optional[int]  # steps between updates
 
 
 # --------------------------------------------------------------------------------------------

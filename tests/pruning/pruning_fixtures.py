@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import typing
+from dataclasses import fields, replace
 
 import torch
 from torch import nn
 
-from speechprune.config import PruningConfig, PruningGroupConfig
+from speechprune.config import PruningConfig
+from speechprune.pruning import METHODS
 
 RNN_CLASSES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
@@ -36,14 +38,24 @@ class TinySpeechModel(nn.Module):
         return self.fc(x.reshape(batch * time, width)).reshape(batch, time, -1)
 
 
-def default_groups(**schedule) -> dict[str, PruningGroupConfig]:
-    """The three paper groups (recurrent, input, fc), each with the given schedule keys."""
+def default_groups(**schedule) -> dict[str, dict]:
+    """The three paper groups (recurrent, input, fc), each with the given group keys."""
     patterns = {"recurrent": ["*weight_hh*"], "input": ["*weight_ih*"], "fc": ["fc.*weight"]}
-    return {name: PruningGroupConfig(patterns=pats, **schedule) for name, pats in patterns.items()}
+    return {name: {"patterns": pats, **schedule} for name, pats in patterns.items()}
 
 
-def pruning_config(method: str, groups: dict[str, PruningGroupConfig] | None = None, **settings) -> PruningConfig:
-    return replace(PruningConfig(method=method), groups=groups if groups is not None else default_groups(), **settings)
+def pruning_config(method: str, groups: dict[str, dict] | None = None, **settings) -> PruningConfig:
+    """The typed config of `method` (its registered config class) with these groups and
+    method-wide settings. Group keys the method does not read are left out, so that one
+    schedule serves every method."""
+    config_class = METHODS[method].config_class if method in METHODS else PruningConfig
+    if method not in METHODS:
+        return replace(config_class(method=method), **settings)
+    group_class = typing.get_type_hints(config_class)["groups"].__args__[1]
+    names = {f.name for f in fields(group_class)}
+    typed_groups = {name: group_class(**{k: v for k, v in keys.items() if k in names})
+                    for name, keys in (groups if groups is not None else default_groups()).items()}
+    return config_class(groups=typed_groups, **settings)
 
 
 def train_steps(model: nn.Module, optimizer: torch.optim.Optimizer, pruner, itrs: range, seed: int = 0) -> None:

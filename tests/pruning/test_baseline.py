@@ -27,7 +27,7 @@ def test_slopes_come_from_the_baseline_percentile_per_matrix(tmp_path, gru_model
         for matrix in group.matrices:
             q = percentile(baseline_state[matrix.name].abs(), 90.0)
             assert matrix.q == pytest.approx(q)
-            assert matrix.start_slope == pytest.approx(eq1_start_slope(q, group.schedule, group.ramp_multiplier))
+            assert matrix.start_slope == pytest.approx(eq1_start_slope(q, group.schedule, group.settings.ramp_multiplier))
             assert matrix.ramp_slope == pytest.approx(1.5 * matrix.start_slope)
 
 

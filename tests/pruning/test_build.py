@@ -4,14 +4,18 @@ import pytest
 from omegaconf import OmegaConf
 
 from pruning.pruning_fixtures import default_groups, pruning_config
-from speechprune.config import PruningConfig, PruningGroupConfig
-from speechprune.pruning import build_pruner
+from speechprune.config import PruningConfig
+from speechprune.pruning import METHODS, build_pruner
 
 PRESETS = Path(__file__).resolve().parents[2] / "conf" / "pruning"
 
 
 def load_preset(name: str):
-    return OmegaConf.merge(OmegaConf.structured(PruningConfig), OmegaConf.load(PRESETS / f"{name}.yaml"))
+    """conf/pruning/<name>.yaml merged onto the schema its defaults list names."""
+    preset = OmegaConf.load(PRESETS / f"{name}.yaml")
+    schema = METHODS[name].config_class if name in METHODS else PruningConfig
+    preset.pop("defaults", None)
+    return OmegaConf.merge(OmegaConf.structured(schema), preset)
 
 
 def test_none_builds_no_pruner(gru_model):
@@ -55,7 +59,7 @@ def bad(method="narang", **schedule):
         (pruning_config("prune_all"), r"pruning\.method='prune_all': unknown method"),
         (pruning_config("narang", {}), r"pruning\.groups is empty"),
         (pruning_config("block", block_shape=[4]), r"pruning\.block_shape=\[4\]"),
-        (pruning_config("narang", {"rnn": PruningGroupConfig(patterns=["lstm.*"])}), r"pruning\.groups\.rnn\.patterns"),
+        (pruning_config("narang", {"rnn": {"patterns": ["lstm.*"]}}), r"pruning\.groups\.rnn\.patterns"),
     ],
 )
 def test_a_schedule_that_cannot_work_stops_at_build_naming_group_and_key(gru_model, cfg, message):

@@ -7,7 +7,8 @@ import torch
 from pruning.pruning_fixtures import TinySpeechModel, default_groups, pruning_config
 from pruning.test_baseline import write_run
 from speechprune.pruning.magnitude import block_max_magnitude, expand_block_mask, percentile
-from speechprune.pruning.predict import BLOCK_CAVEAT, predict_pruning
+from speechprune.pruning.methods.block import BLOCK_CAVEAT
+from speechprune.pruning.predict import predict_pruning
 from speechprune.pruning.schedules import GroupSchedule, eq1_start_slope, narang_threshold
 
 SCHEDULE = {"start_itr": "10", "ramp_itr": "40", "end_itr": "80", "freq": 5}
