@@ -13,6 +13,7 @@ Waveforms are float32 numpy arrays of shape (samples,); features are tensors of 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Optional
 
 import numpy as np
@@ -37,6 +38,9 @@ A_LAW_A = 87.6
 # Order of the Butterworth band-pass that sets the telephone band edges (24 dB/octave skirts).
 TELEPHONE_FILTER_ORDER = 4
 
+# Maps a power spectrum (..., bins, frames) to a warped one of the same shape (VTLP).
+PowerWarp = Callable[[torch.Tensor], torch.Tensor]
+
 # Asks the dataset for `count` waveforms of other utterances (for babble); may return fewer.
 BabbleSource = Callable[[int, np.random.Generator], list[np.ndarray]]
 
@@ -57,7 +61,8 @@ def validate_augment_config(cfg: AugmentConfig) -> None:
     for low, high in (("speed_min", "speed_max"), ("snr_min_db", "snr_max_db"),
                       ("rt60_min_s", "rt60_max_s"),
                       ("telephone_low_hz_min", "telephone_low_hz_max"),
-                      ("telephone_high_hz_min", "telephone_high_hz_max")):
+                      ("telephone_high_hz_min", "telephone_high_hz_max"),
+                      ("vtlp_min", "vtlp_max")):
         if getattr(cfg, low) > getattr(cfg, high):
             raise ValueError(f"data.augment.{low} must not exceed data.augment.{high}")
     if cfg.speed_min <= 0 or cfg.speed_step <= 0:
@@ -68,6 +73,11 @@ def validate_augment_config(cfg: AugmentConfig) -> None:
     if unknown or not cfg.noise_colours:
         raise ValueError(f"data.augment.noise_colours must be a non-empty list of "
                          f"{sorted(NOISE_COLOUR_EXPONENTS)}, got {list(cfg.noise_colours)}")
+    if cfg.vtlp_min <= 0:
+        raise ValueError(f"data.augment.vtlp_min must be positive (a warp factor), "
+                         f"got {cfg.vtlp_min}")
+    if cfg.vtlp_boundary_hz <= 0:
+        raise ValueError("data.augment.vtlp_boundary_hz must be positive")
     if cfg.telephone_low_hz_min <= 0:
         raise ValueError("data.augment.telephone_low_hz_min must be positive")
     if cfg.telephone_high_hz_max >= TELEPHONE_RATE / 2:
@@ -238,6 +248,44 @@ def telephone_channel(waveform: np.ndarray, sample_rate: int, low_hz: float, hig
 
 
 # ---------------------------------------------------------------------------------------------
+# Spectrum augmentation
+# ---------------------------------------------------------------------------------------------
+
+
+def vtlp_source_frequencies(frequencies_hz: torch.Tensor, alpha: float, nyquist_hz: float,
+                            boundary_hz: float) -> torch.Tensor:
+    """For each output frequency g, the input frequency f that Jaitly & Hinton's (2013) VTLP warp
+    sends to g (the inverse of the warp).
+
+    The warp is f -> alpha * f up to f = boundary_hz * min(alpha, 1) / alpha, then the straight
+    line that brings the Nyquist frequency onto itself; both pieces are inverted here.
+    """
+    knee_out = boundary_hz * min(alpha, 1.0)  # where the two segments meet, after the warp
+    knee_in = knee_out / alpha
+    upper = nyquist_hz - (nyquist_hz - frequencies_hz) * (nyquist_hz - knee_in) / (
+        nyquist_hz - knee_out)
+    return torch.where(frequencies_hz <= knee_out, frequencies_hz / alpha, upper)
+
+
+def vtlp_warp(power: torch.Tensor, alpha: float, sample_rate: int,
+              boundary_hz: float) -> torch.Tensor:
+    """The power spectrum (..., bins, frames) with its frequency axis warped by VTLP factor
+    `alpha`: energy at f moves to alpha * f below the boundary (a spectral peak at 1 kHz moves to
+    1.1 kHz for alpha = 1.1). Bins are linear in frequency from 0 to sample_rate / 2; every
+    output bin is linearly interpolated between the two input bins around its source frequency.
+    """
+    bins = power.shape[-2]
+    nyquist_hz = sample_rate / 2.0
+    frequencies = torch.linspace(0.0, nyquist_hz, bins, dtype=torch.float64)
+    source_bin = vtlp_source_frequencies(frequencies, alpha, nyquist_hz, boundary_hz) * (
+        (bins - 1) / nyquist_hz)
+    source_bin = source_bin.clamp(0.0, bins - 1)
+    below = source_bin.floor().long().clamp(max=bins - 2)
+    weight = (source_bin - below).to(power.dtype).unsqueeze(-1)
+    return power[..., below, :] * (1.0 - weight) + power[..., below + 1, :] * weight
+
+
+# ---------------------------------------------------------------------------------------------
 # Feature augmentation
 # ---------------------------------------------------------------------------------------------
 
@@ -278,15 +326,19 @@ class AugmentationLog:
     noise: str = ""  # "", a colour, or "babble"
     snr_db: float = float("inf")
     telephone: str = ""  # "", or the codec of the telephone channel
+    vtlp_alpha: float = 1.0  # 1: no vocal tract length perturbation
 
 
 class Augmenter:
     """Applies the switched-on augmentations of an AugmentConfig in a fixed order:
-    speed -> reverberation -> noise -> telephone on the waveform, then SpecAugment on the
-    features."""
+    speed -> reverberation -> noise -> telephone on the waveform, VTLP on the power spectrum
+    (`power_warp`, which the feature extractor applies), then SpecAugment on the features."""
 
     def __init__(self, cfg: AugmentConfig, sample_rate: int) -> None:
         validate_augment_config(cfg)
+        if cfg.vtlp and cfg.vtlp_boundary_hz >= sample_rate / 2:
+            raise ValueError(f"data.augment.vtlp_boundary_hz must be below the Nyquist frequency "
+                             f"({sample_rate / 2:g} Hz), got {cfg.vtlp_boundary_hz}")
         self.cfg = cfg
         self.sample_rate = sample_rate
 
@@ -327,7 +379,26 @@ class Augmenter:
             log.telephone = codecs[int(rng.integers(0, len(codecs)))]
             waveform = telephone_channel(waveform, self.sample_rate, low_hz, high_hz,
                                          log.telephone)
+        # Drawn here, with the waveform's choices, so that one generator still serves the whole
+        # chain; the warp itself is applied by the feature extractor (see power_warp).
+        if cfg.vtlp:
+            log.vtlp_alpha = float(rng.uniform(cfg.vtlp_min, cfg.vtlp_max))
         return waveform, log
+
+    def power_warp(self, log: AugmentationLog) -> Optional[PowerWarp]:
+        """The VTLP warp of the power spectrum that `waveform` drew for this utterance (pass it
+        to FeatureExtractor), or None for none.
+
+        Warping the power spectrum, before the mel filterbank and the log, is the paper's
+        definition and serves both feature kinds with one code path; it costs one gather of the
+        (bins, frames) spectrum, no more than interpolating the feature rows would, and rows of
+        normalized features cannot be interpolated correctly (with global statistics each row
+        has its own mean and scale, on a mel or a linear axis depending on the kind).
+        """
+        if log.vtlp_alpha == 1.0:
+            return None
+        return partial(vtlp_warp, alpha=log.vtlp_alpha, sample_rate=self.sample_rate,
+                       boundary_hz=self.cfg.vtlp_boundary_hz)
 
     def features(self, features: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         """SpecAugment (when switched on) of (frames, num_features) features."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -154,8 +154,12 @@ class FeatureExtractor:
         """Frames of an utterance of `duration_s` seconds (from a manifest, before loading)."""
         return self.num_frames(int(round(duration_s * self.sample_rate)))
 
-    def raw(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Unnormalized log features (frames, num_features) of a (samples,) waveform."""
+    def raw(self, waveform: torch.Tensor,
+            power_warp: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+        """Unnormalized log features (frames, num_features) of a (samples,) waveform.
+
+        `power_warp` (augmentation, e.g. VTLP) maps the linear-frequency power spectrum
+        (bins, frames) to one of the same shape before the mel filterbank and the log."""
         waveform = torch.as_tensor(waveform, dtype=torch.float32)
         if waveform.dim() != 1:
             raise ValueError(f"expected a mono waveform of shape (samples,), got "
@@ -164,7 +168,13 @@ class FeatureExtractor:
             # One silent sample gives the single frame num_frames(0) promises.
             waveform = torch.zeros(1)
         with torch.no_grad():
-            power = self._transform(waveform)  # (num_features, frames)
+            if power_warp is None:
+                power = self._transform(waveform)  # (num_features, frames)
+            elif self.cfg.kind == "spectrogram":
+                power = power_warp(self._transform(waveform))
+            else:
+                # MelSpectrogram is its spectrogram followed by its mel filterbank.
+                power = self._transform.mel_scale(power_warp(self._transform.spectrogram(waveform)))
             if self.cfg.kind == "spectrogram":
                 # DeepSpeech2: log(1 + |X|^2) compresses the dynamic range, 0 for silence.
                 features = torch.log1p(power)
@@ -183,9 +193,12 @@ class FeatureExtractor:
             return (features - self.stats.mean) / self.stats.std.clamp_min(STD_FLOOR)
         return features
 
-    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        """Normalized features (frames, num_features) float32 of a (samples,) waveform."""
-        return self.normalize(self.raw(waveform))
+    def __call__(self, waveform: torch.Tensor,
+                 power_warp: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 ) -> torch.Tensor:
+        """Normalized features (frames, num_features) float32 of a (samples,) waveform;
+        `power_warp` as in `raw`."""
+        return self.normalize(self.raw(waveform, power_warp))
 
 
 def compute_feature_stats(utterances: Sequence[Utterance], cfg: FeatureConfig,

@@ -3,16 +3,20 @@ telephone channel (narrow band, G.711 companding) and vocal tract length perturb
 
 import numpy as np
 import pytest
+import torch
 
-from speechprune.config import AugmentConfig
+from speechprune.config import AugmentConfig, FeatureConfig
 from speechprune.data.augment import (
     TELEPHONE_CODECS,
     Augmenter,
     augmentation_rng,
+    spec_augment,
     telephone_band,
     telephone_channel,
     validate_augment_config,
+    vtlp_warp,
 )
+from speechprune.data.features import FeatureExtractor
 
 RATE = 16000
 
@@ -94,3 +98,114 @@ def test_bad_telephone_settings_name_their_key(key, value):
     """Seen to fail: telephone_prob left out of the probability check (no error for 1.5)."""
     with pytest.raises(ValueError, match=f"data.augment.{key}"):
         validate_augment_config(AugmentConfig(**{key: value}))
+
+
+def sine(frequency_hz: float, seconds: float = 1.0) -> torch.Tensor:
+    time_s = np.arange(int(seconds * RATE)) / RATE
+    return torch.tensor(0.3 * np.sin(2 * np.pi * frequency_hz * time_s), dtype=torch.float32)
+
+
+def peak_bin(features: torch.Tensor) -> int:
+    return int(features.mean(dim=0).argmax())
+
+
+def vtlp_features(kind: str, waveform: torch.Tensor, alpha: float) -> torch.Tensor:
+    """Features of `waveform` through the augmenter's VTLP warp drawn with alpha fixed."""
+    augmenter = Augmenter(AugmentConfig(vtlp=True, vtlp_min=alpha, vtlp_max=alpha), RATE)
+    _, log = augmenter.waveform(waveform.numpy(), augmentation_rng(0, 0, 0))
+    assert log.vtlp_alpha == alpha
+    extractor = FeatureExtractor(FeatureConfig(kind=kind, normalize="none"))
+    return extractor.raw(waveform, augmenter.power_warp(log))
+
+
+@pytest.mark.parametrize("kind", ["spectrogram", "logmel"])
+@pytest.mark.parametrize("alpha", [0.9, 1.1])
+@pytest.mark.parametrize("tone_hz", [700.0, 1500.0, 3000.0])
+def test_vtlp_moves_a_spectral_peak_by_alpha(kind, alpha, tone_hz):
+    """A tone at f warped by alpha peaks where a tone at alpha * f peaks, within one bin, on
+    the linear (spectrogram) and the mel (logmel) axis alike.
+
+    Seen to fail: the forward warp used as the source frequency (the peak moved to f / alpha);
+    power_warp ignored for logmel in FeatureExtractor.raw (the peak stayed at f)."""
+    extractor = FeatureExtractor(FeatureConfig(kind=kind, normalize="none"))
+    warped = vtlp_features(kind, sine(tone_hz), alpha)
+    expected = peak_bin(extractor.raw(sine(alpha * tone_hz)))
+    assert peak_bin(extractor.raw(sine(tone_hz))) != expected  # the move is measurable
+    assert abs(peak_bin(warped) - expected) <= 1
+    assert warped.shape == extractor.raw(sine(tone_hz)).shape
+
+
+def test_vtlp_brings_the_nyquist_frequency_onto_itself():
+    """Above the boundary the second segment ends at Nyquist: no bin reads beyond the spectrum.
+
+    Seen to fail: the upper segment's slope inverted (bins near Nyquist read from below 6 kHz)."""
+    power = torch.arange(161, dtype=torch.float64).unsqueeze(-1).repeat(1, 3)
+    for alpha in (0.9, 1.1):
+        warped = vtlp_warp(power, alpha, RATE, 4800.0)
+        assert warped[-1, 0] == pytest.approx(160.0)
+        assert warped[0, 0] == 0.0
+        # Monotonic: the warp never folds the frequency axis.
+        assert torch.all(warped[1:, 0] >= warped[:-1, 0])
+        # The knee: f -> alpha f holds up to the boundary (at 50 Hz per bin).
+        assert warped[40, 0] == pytest.approx(40 / alpha)
+
+
+@pytest.mark.parametrize("kind", ["spectrogram", "logmel"])
+def test_vtlp_with_alpha_one_is_the_identity(kind):
+    """Seen to fail: the interpolation weight offset by half a bin in vtlp_warp."""
+    waveform = torch.from_numpy(broadband(1.0))
+    extractor = FeatureExtractor(FeatureConfig(kind=kind))
+    assert torch.equal(vtlp_features(kind, waveform, 1.0), extractor.raw(waveform))
+    # The warp itself maps every bin onto itself at alpha = 1.
+    power = extractor.raw(waveform).exp().transpose(0, 1)
+    assert torch.equal(vtlp_warp(power, 1.0, RATE, 4800.0), power)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("vtlp_min", 0.0), ("vtlp_min", -0.5), ("vtlp_min", 1.2), ("vtlp_boundary_hz", 0.0),
+])
+def test_bad_vtlp_settings_name_their_key(key, value):
+    """Seen to fail: the vtlp_min <= vtlp_max pair left out of the range check."""
+    with pytest.raises(ValueError, match=f"data.augment.{key}"):
+        validate_augment_config(AugmentConfig(**{key: value}))
+
+
+def test_vtlp_boundary_above_nyquist_is_an_error_at_start_up():
+    """Seen to fail: the Nyquist check in Augmenter.__init__ removed (no error at 8 kHz)."""
+    with pytest.raises(ValueError, match="data.augment.vtlp_boundary_hz"):
+        Augmenter(AugmentConfig(vtlp=True, vtlp_boundary_hz=8000.0), RATE)
+
+
+# The generator's state after speed, reverberation, noise and SpecAugment of utterance
+# (2, 0, 5) below, as the chain left it before the telephone channel and VTLP existed: the
+# same number of draws means the same choices, so the output is the same bit for bit (checked
+# against that code on the same inputs: waveforms and both feature kinds equal).
+STATE_BEFORE_CHANNEL_AUGMENTATIONS = 232760259888236385580948689054014855002
+
+
+def test_switched_off_telephone_and_vtlp_leave_the_chain_unchanged():
+    """With both off, the other augmentations draw exactly what they drew before these two
+    existed, and give the same waveform, features and generator state whatever the settings of
+    the two switched-off ones.
+
+    Seen to fail: the telephone draw made before testing the switch
+    (`rng.random() < telephone_prob and cfg.telephone`); the VTLP factor drawn with the switch
+    off."""
+    others = dict(speed_perturb=True, reverb=True, reverb_prob=1.0, noise=True, noise_prob=1.0,
+                  spec_augment=True)
+    plain = Augmenter(AugmentConfig(**others), RATE)
+    primed = Augmenter(AugmentConfig(**others, telephone_prob=1.0, vtlp_min=1.1, vtlp_max=1.1),
+                       RATE)
+    clean = broadband(1.0)
+    results = []
+    for augmenter in (plain, primed):
+        rng = augmentation_rng(2, 0, 5)
+        waveform, log = augmenter.waveform(clean, rng)
+        assert augmenter.power_warp(log) is None and log.telephone == ""
+        features = FeatureExtractor(FeatureConfig())(torch.from_numpy(waveform))
+        results.append((waveform, spec_augment(features, augmenter.cfg, rng),
+                        rng.bit_generator.state))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    assert results[0][2] == results[1][2]
+    assert results[0][2]["state"]["state"] == STATE_BEFORE_CHANNEL_AUGMENTATIONS
