@@ -391,9 +391,9 @@ class Augmenter:
 
         Warping the power spectrum, before the mel filterbank and the log, is the paper's
         definition and serves both feature kinds with one code path; it costs one gather of the
-        (bins, frames) spectrum, no more than interpolating the feature rows would, and rows of
-        normalized features cannot be interpolated correctly (with global statistics each row
-        has its own mean and scale, on a mel or a linear axis depending on the kind).
+        (bins, frames) spectrum, about what interpolating the feature rows would cost, and rows
+        of normalized features cannot be interpolated correctly (with global statistics each
+        row has its own mean and scale, on a mel or a linear axis depending on the kind).
         """
         if log.vtlp_alpha == 1.0:
             return None
