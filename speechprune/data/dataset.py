@@ -186,12 +186,13 @@ class SpeechDataset(Dataset):
         text = normalize_text(utterance.text, self.text_cfg)
         labels = self.alphabet.encode(text, where=utterance.source)
         waveform = load_audio(utterance.audio_filepath, self.sample_rate, *utterance.span)
-        rng = None
+        rng, power_warp = None, None
         if self.augmenter is not None:
             rng = augmentation_rng(self.seed, self.epoch, index)
-            waveform, _ = self.augmenter.waveform(
+            waveform, log = self.augmenter.waveform(
                 waveform, rng, lambda count, r: self._babble_voices(index, count, r))
-        features = self.features(torch.from_numpy(waveform))
+            power_warp = self.augmenter.power_warp(log)
+        features = self.features(torch.from_numpy(waveform), power_warp)
         if self.augmenter is not None:
             features = self.augmenter.features(features, rng)
         output_frames = features.shape[0] // self.time_stride

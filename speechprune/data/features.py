@@ -217,7 +217,8 @@ def compute_feature_stats(utterances: Sequence[Utterance], cfg: FeatureConfig,
     total_sq = torch.zeros(extractor.num_features, dtype=torch.float64)
     frames = 0
     for utterance in utterances:
-        waveform = torch.from_numpy(load_audio(utterance.audio_filepath, cfg.sample_rate))
+        waveform = torch.from_numpy(load_audio(utterance.audio_filepath, cfg.sample_rate,
+                                               *utterance.span))
         features = extractor.raw(waveform).double()
         total += features.sum(dim=0)
         total_sq += (features * features).sum(dim=0)

@@ -218,3 +218,29 @@ def test_a_span_of_a_longer_recording_gives_the_features_of_its_slice(corpus, tm
     assert torch.equal(span.features, dataset(corpus)[1].features)
     assert isinstance(beyond, Skipped) and beyond.kind == "beyond_end"
     assert beyond.reason.startswith(f"{manifest}:2: ") and "ends past the end" in beyond.reason
+
+
+@pytest.mark.parametrize("kind", ["spectrogram", "logmel"])
+def test_vtlp_warps_the_training_features_by_the_factor_each_utterance_drew(corpus, kind):
+    """With data.augment.vtlp the dataset's features are the extractor's output under the warp
+    the augmenter drew for that utterance and epoch: not the plain features, and equal to
+    extracting the same waveform with that warp. Seen to fail: the dataset calling the extractor
+    without the augmenter's power_warp (the training features unwarped)."""
+    from speechprune.data.augment import Augmenter, augmentation_rng
+    from speechprune.data.audio import load_audio
+
+    features_cfg = FeatureConfig(kind=kind)
+    augment = AugmentConfig(vtlp=True, vtlp_min=0.85, vtlp_max=0.9)
+    data = SpeechDataset(corpus[:4], ALPHABET, TEXT, FeatureExtractor(features_cfg),
+                         augment_cfg=augment, seed=5)
+    data.set_epoch(1)
+    warped = data[0].features
+    plain = SpeechDataset(corpus[:4], ALPHABET, TEXT, FeatureExtractor(features_cfg))[0].features
+    assert warped.shape == plain.shape and not torch.equal(warped, plain)
+    augmenter = Augmenter(augment, RATE)
+    waveform = load_audio(corpus[0].audio_filepath, RATE)
+    waveform, log = augmenter.waveform(waveform, augmentation_rng(5, 1, 0), lambda count, r: [])
+    assert 0.85 <= log.vtlp_alpha <= 0.9
+    expected = FeatureExtractor(features_cfg)(torch.from_numpy(waveform),
+                                              augmenter.power_warp(log))
+    torch.testing.assert_close(warped, expected, rtol=0, atol=0)

@@ -119,3 +119,18 @@ def test_corrupt_stats_file_names_the_file_and_the_fix(tmp_path):
     path.write_text("{not json")
     with pytest.raises(FeatureStatsError, match="delete it to recompute"):
         FeatureStats.load(path)
+
+
+def test_global_stats_of_a_span_cover_only_its_samples(speech):
+    """An utterance that is a span of its file (a segment of a longer recording) adds only the
+    span's frames to the training-set statistics. Seen to fail: the whole file read for a span
+    (load_audio without the span)."""
+    from dataclasses import replace
+
+    cfg = FeatureConfig(kind="logmel", n_mels=40, normalize="global")
+    span = replace(speech[0], offset=0.2, duration=0.5)
+    stats = compute_feature_stats([span], cfg)
+    samples = load_audio(speech[0].audio_filepath)[int(0.2 * RATE): int(0.7 * RATE)]
+    assert stats.frames == FeatureExtractor(cfg, stats).num_frames(len(samples))
+    assert stats.frames < FeatureExtractor(cfg, stats).num_frames(
+        len(load_audio(speech[0].audio_filepath)))
