@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 BASELINE_REFERENCE = {"baseline/dev_wer": "dev_wer", "baseline/test_wer": "test_wer",
                       "baseline/test_cer": "test_cer", "baseline/params_nonzero": "params_nonzero"}
 
+# A pruned run's dev WER relative to the baseline's, at every dev evaluation: a curve the
+# relative test figures (one point at the end of the run) are drawn beside; TensorBoard draws
+# no chart whose tags hold a single step.
+RELATIVE_DEV_WER = "relative/dev_wer"
+
 CATEGORY_LOSS = "1. loss"
 CATEGORY_ERRORS = "2. WER and CER against the dense baseline"
 CATEGORY_SPARSITY = "3. sparsity per group"
@@ -48,8 +53,8 @@ def custom_scalars_layout(groups: list[str]) -> dict[str, dict[str, list[Any]]]:
             "dev CER (%) and the baseline's": ["Multiline", [r"^dev/cer$", r"^baseline/test_cer$"]],
             "test WER (%) of every test set (best dev checkpoint)":
                 ["Multiline", [r"^test_sets/.*/wer$", r"^baseline/test_wer$"]],
-            "test WER/CER relative to the baseline (paper form, >0 better)":
-                ["Multiline", [r"^hparams/relative_test_(wer|cer)$"]],
+            "WER/CER relative to the baseline (paper form, >0 better): dev, and test at the end":
+                ["Multiline", [r"^relative/dev_wer$", r"^hparams/relative_test_(wer|cer)$"]],
             "non-zero parameters": ["Multiline", [r"^params/nonzero$", r"^pruning/params/nonzero$",
                                                   r"^baseline/params_nonzero$"]],
         },
@@ -58,27 +63,37 @@ def custom_scalars_layout(groups: list[str]) -> dict[str, dict[str, list[Any]]]:
     }
 
 
-def write_baseline_reference(writer, baseline_dir: str, total_steps: int) -> bool:
+def write_baseline_reference(writer, baseline_dir: str, total_steps: int) -> dict[str, Any] | None:
     """Write the baseline run's final figures at step 0 and `total_steps` (a flat line across
-    the chart). False, with a warning, when the baseline has no metrics.json yet."""
+    the chart) and return its metrics; None, with a warning, when the baseline has no
+    metrics.json yet."""
     path = RunDirectory(Path(baseline_dir)).metrics_file
     if not path.is_file():
         log.warning("pruning.baseline=%s has no %s: no baseline lines in TensorBoard",
                     baseline_dir, METRICS_FILE)
-        return False
+        return None
     metrics = json.loads(path.read_text())
     for tag, key in BASELINE_REFERENCE.items():
         if key in metrics:
             for step in (0, max(total_steps, 1)):
                 writer.add_scalar(tag, metrics[key], step)
-    return True
+    return metrics
 
 
-def write_layout(writer, cfg: Any, total_steps: int) -> None:
+def relative_dev_figures(dev_wer: float, baseline: dict[str, Any] | None) -> dict[str, float]:
+    """{RELATIVE_DEV_WER: (baseline dev WER - this) / baseline's}, the paper's form, for one
+    dev evaluation; empty without a baseline dev WER to compare with."""
+    reference = (baseline or {}).get("dev_wer")
+    return {RELATIVE_DEV_WER: (reference - dev_wer) / reference} if reference else {}
+
+
+def write_layout(writer, cfg: Any, total_steps: int) -> dict[str, Any] | None:
     """Write the custom-scalars layout of a run configured by `cfg` (a TrainConfig) into
-    `writer`'s event file, and the baseline's reference lines when it names one."""
+    `writer`'s event file, and the baseline's reference lines when it names one; returns the
+    baseline's metrics (None without one)."""
     pruning = cfg.pruning
     groups = list(pruning.groups.keys()) if pruning.method != "none" else []
     writer.add_custom_scalars(custom_scalars_layout(groups))
     if getattr(pruning, "baseline", None):
-        write_baseline_reference(writer, pruning.baseline, total_steps)
+        return write_baseline_reference(writer, pruning.baseline, total_steps)
+    return None

@@ -35,7 +35,7 @@ from speechprune.model.run_setup import (STARTUP_INPUT_ERRORS, DataSetup, build_
 from speechprune.pruning import build_pruner
 from speechprune.pruning.predict import Prediction, predict_pruning
 from speechprune.training import dashboard
-from speechprune.training.dashboard_layout import write_layout
+from speechprune.training.dashboard_layout import relative_dev_figures, write_layout
 from speechprune.training.distributed import DistributedContext, setup_distributed
 from speechprune.training.optim import build_optimizer, build_scheduler
 from speechprune.training.precision import autocast_dtype, resolve_precision
@@ -151,6 +151,7 @@ class Trainer:
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.state = TrainingState()
         self.writer = None
+        self.baseline_metrics: dict[str, Any] | None = None  # the pruning.baseline run's metrics.json
 
     # ---- set-up helpers ---------------------------------------------------------------------
 
@@ -202,7 +203,7 @@ class Trainer:
         state = self.state
         if self.dist.is_main:
             self.writer = dashboard.open_writer(self.run_dir.tensorboard, state.step)
-            write_layout(self.writer, cfg, self.total_steps)
+            self.baseline_metrics = write_layout(self.writer, cfg, self.total_steps)
             description = self.model.describe()
             log.info("model %s:\n%s", cfg.model.name, description)
             log.info("precision %s (trainer.precision=%s) on %s", self.precision,
@@ -349,7 +350,9 @@ class Trainer:
                  "candidate for the best checkpoint)")
         counts = self.model_counts()
         dashboard.log_scalars(self.writer, {"dev/loss": result.loss, "dev/wer": result.wer,
-                                            "dev/cer": result.cer, **counts}, state.step)
+                                            "dev/cer": result.cer, **counts,
+                                            **relative_dev_figures(result.wer, self.baseline_metrics)},
+                              state.step)
         samples = result.utterances[: self.cfg.trainer.sample_predictions]
         table = "\n".join(["| reference | hypothesis |", "|---|---|"]
                           + [f"| {u.reference} | {u.hypothesis} |" for u in samples])

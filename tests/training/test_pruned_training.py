@@ -86,6 +86,12 @@ def test_narang_run_reports_sparsity_prediction_and_baseline_relative_figures(
     for tag in ("pruning/threshold/recurrent", "pruning/sparsity/recurrent", "pruning/sparsity/input",
                 "pruning/params/nonzero", "hparams/relative_test_wer", "hparams/param_reduction"):
         assert tag in scalars, tag
+    # The dev WER relative to the baseline's at every evaluation: the relative chart's curve.
+    relative = {e.step: e.value for e in events.Scalars("relative/dev_wer")}
+    dev_wer = {e.step: e.value for e in events.Scalars("dev/wer")}
+    assert relative.keys() == dev_wer.keys() and len(relative) == 4
+    for step, value in relative.items():
+        assert value == pytest.approx((dense["dev_wer"] - dev_wer[step]) / dense["dev_wer"])
     thresholds = [e.value for e in events.Scalars("pruning/threshold/recurrent")]
     assert thresholds == sorted(thresholds) and thresholds[-1] > 0
     assert {"weights/recurrent", "weights/input", "weights/fc"} <= set(events.Tags()["histograms"])
