@@ -349,6 +349,15 @@ class PruningConfig:
     baseline: Optional[str] = None
 
 
+@dataclass
+class DensePruningConfig(PruningConfig):
+    """`pruning=none`. Its `groups` are accepted and not used, so that a preset holding a
+    method's layer groups can be swept over `pruning=none,<method>`, giving the pruned runs
+    their dense twin in the same sweep."""
+
+    groups: dict[str, Any] = field(default_factory=dict)
+
+
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
@@ -429,6 +438,7 @@ def register_configs() -> None:
     store.store(name="lm_build_schema", node=LmBuildConfig)
     store.store(name="lm_tune_schema", node=LmTuneConfig)
     store.store(group="decoder", name="decoder_schema", node=DecoderConfig)
+    store.store(group="pruning", name="none_schema", node=DensePruningConfig)
     store.store(name="report_schema", node=ReportConfig)
 
 

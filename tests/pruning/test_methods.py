@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from training_helpers import REPO, compose_train
 
 from pruning.pruning_fixtures import TinySpeechModel, default_groups, pruning_config, train_steps
-from speechprune.config import PruningConfig, PruningGroupConfig, register_configs
+from speechprune.config import DensePruningConfig, PruningConfig, PruningGroupConfig, register_configs
 from speechprune.pruning import METHODS, build_pruner, register_method_configs
 from speechprune.pruning.pruner import PrunedGroup, Pruner, register_method
 from speechprune.pruning.schedules import GroupSchedule
@@ -41,7 +41,7 @@ def test_every_pruning_preset_composes_to_its_methods_config_and_builds_its_meth
         assert cfg.method == name
         pruner = build_pruner(gru_model, cfg, total_steps=10_000, steps_per_epoch=1_000)
         assert type(pruner) is METHODS[name]
-    assert OmegaConf.get_type(compose_train(["pruning=none"]).pruning) is PruningConfig
+    assert OmegaConf.get_type(compose_train(["pruning=none"]).pruning) is DensePruningConfig
 
 
 def test_a_group_key_of_the_method_overrides_from_the_command_line():

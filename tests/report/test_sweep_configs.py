@@ -15,6 +15,7 @@ from speechprune.config import register_configs
 from speechprune.data.features import FeatureExtractor
 from speechprune.data.text import Alphabet
 from speechprune.model.deepspeech2 import DeepSpeech2
+from speechprune.pruning import register_method_configs
 from speechprune.report.objective import sweep_objective
 
 TABLE3 = ["birnn_dense_baseline", "birnn_dense_small", "birnn_sparse", "birnn_sparse_medium",
@@ -24,6 +25,7 @@ TABLE3 = ["birnn_dense_baseline", "birnn_dense_small", "birnn_sparse", "birnn_sp
 
 def compose_with_hydra(overrides: list[str]):
     register_configs()
+    register_method_configs()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose(config_name="train", overrides=overrides, return_hydra_config=True)
 
