@@ -128,32 +128,32 @@ def csr_matvec_parallel(indptr, indices, values, x, out):  # pragma: no cover - 
         out[row] = acc
 
 
+# Inlined into both batch kernels below, which differ only in how they walk the rows.
+@numba.njit(fastmath=True, cache=True, nogil=True, inline="always")
+def _csr_matmat_row(indptr, indices, values, x, out, row):  # pragma: no cover - compiled
+    """out[row, :] = A[row, :] @ x (cols, batch)."""
+    batch = np.uint64(out.shape[1])
+    for b in range(batch):
+        out[row, b] = np.float32(0.0)
+    for k in range(np.uint64(indptr[row]), np.uint64(indptr[row + 1])):
+        value = values[k]
+        column = indices[k]
+        for b in range(batch):
+            out[row, b] += value * x[column, b]
+
+
 @numba.njit(fastmath=True, cache=True, nogil=True)
 def csr_matmat(indptr, indices, values, x, out):  # pragma: no cover - compiled
     """out (rows, batch) = A @ x (cols, batch), one thread."""
-    batch = np.uint64(out.shape[1])
     for row in range(out.shape[0]):
-        for b in range(batch):
-            out[row, b] = np.float32(0.0)
-        for k in range(np.uint64(indptr[row]), np.uint64(indptr[row + 1])):
-            value = values[k]
-            column = indices[k]
-            for b in range(batch):
-                out[row, b] += value * x[column, b]
+        _csr_matmat_row(indptr, indices, values, x, out, row)
 
 
 @numba.njit(fastmath=True, cache=True, nogil=True, parallel=True)
 def csr_matmat_parallel(indptr, indices, values, x, out):  # pragma: no cover - compiled
     """out (rows, batch) = A @ x (cols, batch), rows split over numba's threads."""
-    batch = np.uint64(out.shape[1])
     for row in numba.prange(out.shape[0]):
-        for b in range(batch):
-            out[row, b] = np.float32(0.0)
-        for k in range(np.uint64(indptr[row]), np.uint64(indptr[row + 1])):
-            value = values[k]
-            column = indices[k]
-            for b in range(batch):
-                out[row, b] += value * x[column, b]
+        _csr_matmat_row(indptr, indices, values, x, out, row)
 
 
 # Up to this many columns, A @ x runs as one CSR vector product per column: the vector kernel's
