@@ -109,11 +109,7 @@ class Pruner:
     @classmethod
     def check_schedule(cls, key: str, group_cfg: Any, schedule: GroupSchedule) -> None:
         """Raise ValueError naming `key`.<iteration> for a schedule (in steps) out of order."""
-        if schedule.end_itr < schedule.start_itr:
-            raise ValueError(
-                f"{key}.end_itr={group_cfg.end_itr!r} ({schedule.end_itr} steps): end must not come before "
-                f"start_itr={group_cfg.start_itr!r} ({schedule.start_itr} steps)."
-            )
+        require_order(key, group_cfg, schedule, "start_itr", "end_itr")
 
     @classmethod
     def check_group(cls, key: str, group_cfg: Any, schedule: GroupSchedule) -> None:
@@ -302,6 +298,17 @@ class Pruner:
 # ---- the registry --------------------------------------------------------------------------
 
 METHODS: dict[str, type[Pruner]] = {}
+
+
+def require_order(key: str, group_cfg: Any, schedule: GroupSchedule, earlier: str, later: str) -> None:
+    """Raise ValueError naming `key`.<later> when the iteration `later` (e.g. "end_itr") comes
+    before `earlier` in steps; the message shows both as written and in steps."""
+    first, then = getattr(schedule, earlier), getattr(schedule, later)
+    if then < first:
+        raise ValueError(
+            f"{key}.{later}={getattr(group_cfg, later)!r} ({then} steps): {later.removesuffix('_itr')} must not "
+            f"come before {earlier}={getattr(group_cfg, earlier)!r} ({first} steps)."
+        )
 
 
 def register_method(cls: type[Pruner]) -> type[Pruner]:

@@ -16,7 +16,7 @@ import torch
 from speechprune.config import PruningConfig, PruningGroupConfig
 from speechprune.pruning.baseline import load_baseline_weights
 from speechprune.pruning.magnitude import block_max_magnitude, expand_block_mask, percentile
-from speechprune.pruning.pruner import PrunedGroup, Pruner, register_method
+from speechprune.pruning.pruner import PrunedGroup, Pruner, register_method, require_order
 from speechprune.pruning.schedules import (
     GroupSchedule,
     eq1_start_slope,
@@ -60,16 +60,8 @@ class NarangPruner(Pruner):
 
     @classmethod
     def check_schedule(cls, key: str, group_cfg: Any, schedule: GroupSchedule) -> None:
-        if schedule.ramp_itr < schedule.start_itr:
-            raise ValueError(
-                f"{key}.ramp_itr={group_cfg.ramp_itr!r} ({schedule.ramp_itr} steps): ramp must not come before "
-                f"start_itr={group_cfg.start_itr!r} ({schedule.start_itr} steps)."
-            )
-        if schedule.end_itr < schedule.ramp_itr:
-            raise ValueError(
-                f"{key}.end_itr={group_cfg.end_itr!r} ({schedule.end_itr} steps): end must not come before "
-                f"ramp_itr={group_cfg.ramp_itr!r} ({schedule.ramp_itr} steps)."
-            )
+        require_order(key, group_cfg, schedule, "start_itr", "ramp_itr")
+        require_order(key, group_cfg, schedule, "ramp_itr", "end_itr")
         if not has_threshold_update(schedule):
             raise ValueError(
                 f"{key}.freq={schedule.freq}: no multiple of freq lies strictly between start_itr ({schedule.start_itr}) and "
