@@ -96,10 +96,6 @@ class Pruner:
         self.cfg = cfg
         self.last_itr = -1  # the last optimizer step seen by `step`; -1 before the first
 
-    @property
-    def method(self) -> str:
-        return self.name
-
     # ---- what a method defines -------------------------------------------------------------
 
     @classmethod

@@ -83,7 +83,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def pruning_metrics(pruner, prediction: Optional[Prediction]) -> dict[str, Any]:
     """What pruning did, next to what was predicted before training."""
     achieved = pruner.scalars()
-    metrics: dict[str, Any] = {"pruning_method": pruner.method, "pruning": achieved}
+    metrics: dict[str, Any] = {"pruning_method": pruner.name, "pruning": achieved}
     if prediction is not None:
         metrics["predicted"] = prediction.as_dict()
         metrics["prediction_error"] = {

@@ -25,7 +25,7 @@ def test_none_builds_no_pruner(gru_model):
 @pytest.mark.parametrize("preset", ["narang", "gradual", "block", "l1", "oneshot"])
 def test_every_preset_builds_on_a_bidirectional_gru(gru_model, preset):
     pruner = build_pruner(gru_model, load_preset(preset), total_steps=10_000, steps_per_epoch=1_000)
-    assert pruner.method == preset
+    assert pruner.name == preset
     assert [g.name for g in pruner.groups] == ["recurrent", "input", "fc"]
 
 
