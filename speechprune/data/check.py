@@ -18,7 +18,7 @@ import stat
 import struct
 from collections import Counter
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -167,10 +167,9 @@ def inspect_audio(path: str, offset_s: float | None = None,
     Raises sf.LibsndfileError / RuntimeError when the file cannot be opened at all, and
     AudioError ("beyond_end") for a span past the end of the file."""
     with sf.SoundFile(path) as audio:
-        header_frames = audio.frames
+        header_frames = _declared_frames(path, audio)
         span = None
         if offset_s is not None:
-            header_frames = _declared_frames(path, audio)
             span = span_within(path, offset_s, duration_s, header_frames, audio.samplerate)
         decoded, peak, non_finite, error = 0, 0.0, 0, None
         try:
@@ -183,13 +182,8 @@ def inspect_audio(path: str, offset_s: float | None = None,
                 peak = max(peak, block_peak)
         except (sf.LibsndfileError, RuntimeError) as decode_error:
             error = str(decode_error)
-        facts = AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error,
-                           non_finite, span)
-    if span is None and facts.format in ("WAV", "WAVEX"):
-        declared = _riff_declared_frames(path)
-        if declared is not None and declared > header_frames:
-            facts = replace(facts, header_frames=declared)
-    return facts
+        return AudioFacts(audio.samplerate, header_frames, decoded, peak, audio.format, error,
+                          non_finite, span)
 
 
 def _declared_frames(path: str, audio: sf.SoundFile) -> int:
