@@ -66,6 +66,12 @@ def span_frames(offset_s: float, duration_s: float, rate: int) -> tuple[int, int
     return start, start + round(duration_s * rate)
 
 
+def describe_audio(path: str | Path, offset_s: float | None = None,
+                   duration_s: float | None = None) -> str:
+    """How messages name a file, or a span of one: "a.wav" or "a.wav [1.250 s + 2.000 s]"."""
+    return str(path) if offset_s is None else f"{path} [{offset_s:.3f} s + {duration_s:.3f} s]"
+
+
 def load_audio(path: str | Path, sample_rate: int = 16000, offset_s: float | None = None,
                duration_s: float | None = None) -> np.ndarray:
     """Samples of `path` as float32 mono at `sample_rate` Hz, shape (samples,): the whole
@@ -79,7 +85,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, offset_s: float | Non
     path = Path(path)
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found", "missing")
-    what = str(path) if offset_s is None else f"{path} [{offset_s:.3f} s + {duration_s:.3f} s]"
+    what = describe_audio(path, offset_s, duration_s)
     try:
         if offset_s is None:
             samples, file_rate = sf.read(str(path), dtype="float32", always_2d=True)

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from speechprune.config import DataCheckConfig, TextConfig
-from speechprune.data.audio import AudioError, span_within
+from speechprune.data.audio import AudioError, describe_audio, span_within
 from speechprune.data.manifest import Utterance, read_manifest
 from speechprune.data.text import Alphabet, TranscriptError, ctc_min_frames, normalize_text
 
@@ -229,8 +229,7 @@ def check_audio(utterance: Utterance, limits: CheckLimits) -> tuple[list[Problem
     except (sf.LibsndfileError, RuntimeError) as error:
         return [Problem(where, "unreadable", f"cannot open {path} as audio ({error})")], None
 
-    what = path if facts.span is None else (
-        f"{path} [{utterance.offset:.3f} s + {utterance.duration:.3f} s]")
+    what = describe_audio(path, *utterance.span)
     problems = []
     shortfall = facts.expected_frames - facts.decoded_frames
     allowed = (limits.duration_tolerance_s * facts.sample_rate
