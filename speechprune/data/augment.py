@@ -24,6 +24,7 @@ from scipy.signal import butter, fftconvolve, sosfilt
 
 from speechprune.config import AugmentConfig
 from speechprune.data.audio import resample
+from speechprune.data.features import PowerWarp
 
 # Power-spectrum slope of each noise colour: power ~ 1 / f^exponent.
 NOISE_COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
@@ -37,9 +38,6 @@ CODEC_LEVELS = 256
 A_LAW_A = 87.6
 # Order of the Butterworth band-pass that sets the telephone band edges (24 dB/octave skirts).
 TELEPHONE_FILTER_ORDER = 4
-
-# Maps a power spectrum (..., bins, frames) to a warped one of the same shape (VTLP).
-PowerWarp = Callable[[torch.Tensor], torch.Tensor]
 
 # Asks the dataset for `count` waveforms of other utterances (for babble); may return fewer.
 BabbleSource = Callable[[int, np.random.Generator], list[np.ndarray]]

@@ -30,6 +30,9 @@ NORMALIZATIONS = ("utterance", "global", "none")
 STD_FLOOR = 1e-5
 # Added to mel energies before the log; far below speech energies at full scale = 1.
 MEL_LOG_OFFSET = 1e-6
+# Maps a linear-frequency power spectrum (..., bins, frames) to one of the same shape before the
+# filterbank and the log (augmentation: VTLP, data/augment.py).
+PowerWarp = Callable[[torch.Tensor], torch.Tensor]
 
 
 class FeatureStatsError(ValueError):
@@ -155,7 +158,7 @@ class FeatureExtractor:
         return self.num_frames(int(round(duration_s * self.sample_rate)))
 
     def raw(self, waveform: torch.Tensor,
-            power_warp: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
+            power_warp: Optional[PowerWarp] = None) -> torch.Tensor:
         """Unnormalized log features (frames, num_features) of a (samples,) waveform.
 
         `power_warp` (augmentation, e.g. VTLP) maps the linear-frequency power spectrum
@@ -194,7 +197,7 @@ class FeatureExtractor:
         return features
 
     def __call__(self, waveform: torch.Tensor,
-                 power_warp: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+                 power_warp: Optional[PowerWarp] = None,
                  ) -> torch.Tensor:
         """Normalized features (frames, num_features) float32 of a (samples,) waveform;
         `power_warp` as in `raw`."""
