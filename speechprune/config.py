@@ -339,8 +339,8 @@ class PruningGroupConfig:
 class PruningConfig:
     """Which pruning method runs during training. `pruning=<method>` selects the method's
     subclass, which adds its layer groups (`groups: dict[str, <its PruningGroupConfig
-    subclass>]`) and holds only the keys the method reads; this class itself is `pruning=none`,
-    dense training. (The groups are not declared here: OmegaConf keeps a dict's declared value
+    subclass>]`) and holds only the keys the method reads; `pruning=none` (dense training) is
+    DensePruningConfig. (The groups are not declared here: OmegaConf keeps a dict's declared value
     type when a subclass is merged in, so each method's groups would stay untyped.)"""
 
     method: str = "none"
