@@ -287,29 +287,11 @@ static inline void quads_tile(const sp_int8_matrix *m, const int rows, const int
     }
 }
 
-static void quads_matmat8(const sp_int8_matrix *m, const int8_t *x, int64_t x_stride,
-                          int32_t *out, int64_t out_stride, int8_t *tile) {
-    transpose_tile(x, x_stride, m->padded_cols / 4, tile);
-    /* Constant row counts, so each call unrolls its loops over rows into registers. */
-    if (m->group_rows == 16)
-        quads_tile(m, 16, tile, out, out_stride);
-    else if (m->group_rows == 8)
-        quads_tile(m, 8, tile, out, out_stride);
-    else
-        quads_tile(m, 4, tile, out, out_stride);
-}
+#include "int8_tiles.h"
 
 void sp_matmat_avx2(const sp_int8_matrix *m, int64_t n, const int8_t *x, int64_t x_stride,
                     int32_t *out, int64_t out_stride) {
-    int64_t j = 0;
-    if (m->layout == SP_QUADS && n >= TILE) {
-        int8_t *tile = malloc((size_t)m->padded_cols * TILE);
-        if (tile) {
-            for (; j + TILE <= n; j += TILE)
-                quads_matmat8(m, x + j * x_stride, x_stride, out + j * out_stride, out_stride, tile);
-            free(tile);
-        }
-    }
+    int64_t j = quads_matmat_tiles(m, n, x, x_stride, out, out_stride);
     for (; j + 4 <= n; j += 4) {
         if (m->layout == SP_WINDOWS)
             windows_matmat4(m, x + j * x_stride, x_stride, out + j * out_stride, out_stride);
